@@ -1,0 +1,1 @@
+"""The SQLite file shared with the running app: connection rules and table shapes."""

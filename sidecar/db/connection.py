@@ -1,0 +1,125 @@
+"""Connections to the SQLite file the app also has open.
+
+Rules from the app's side (reference/app-database.md §6): WAL, foreign keys on, a busy timeout of
+at least 5 s, and every write a short `BEGIN IMMEDIATE` transaction, because the app's single
+synchronous connection blocks its UI while it waits for our lock. Writes go through one connection
+behind an asyncio lock; reads use a second connection so they never wait behind a write.
+This module knows table shapes only through `schema`.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from sidecar.db import schema
+from sidecar.db.transaction import immediate
+from sidecar.errors import SchemaTooOld
+from sidecar.log import get_logger
+
+BUSY_TIMEOUT_S = 10.0
+# Bound variables per statement for `IN (...)` lists; far below any SQLite build's limit.
+MAX_VARIABLES = 500
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute("PRAGMA foreign_keys = ON")
+    await conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+class Database:
+    """The app's database as this process uses it: one writer (serialised), one reader."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> "Database":
+        """Open (or create) the database; raises SchemaTooOld when an app table lacks a column we use."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path)
+        try:
+            await _prepare(writer)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            await self._reader.close()
+            await self._writer.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A `BEGIN IMMEDIATE` write transaction: committed on success, rolled back on any error.
+
+        Keep the body short (well under a second): the app waits on our lock with its UI blocked.
+        """
+        async with self._write_lock, immediate(self._writer) as conn:
+            yield conn
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self._reader.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+
+async def insert_many(
+    conn: aiosqlite.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert rows with named columns; one statement per row keeps every statement's variables small."""
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    await conn.executemany(sql, rows)
+
+
+async def _table_columns(conn: aiosqlite.Connection) -> dict[str, set[str]]:
+    async with conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ) as cursor:
+        tables = [row[0] for row in await cursor.fetchall()]
+    columns: dict[str, set[str]] = {}
+    for table in tables:
+        async with conn.execute("SELECT name FROM pragma_table_info(?)", (table,)) as cursor:
+            columns[table] = {row[0] for row in await cursor.fetchall()}
+    return columns
+
+
+async def _prepare(conn: aiosqlite.Connection) -> None:
+    existing = await _table_columns(conn)
+    app_tables = {t: c for t, c in existing.items() if not t.startswith(schema.OWN_PREFIX)}
+    if not app_tables:
+        # A new file: the app's tables in their complete final shape, or the app cannot open it later.
+        await conn.execute("PRAGMA journal_mode = WAL")
+        async with immediate(conn):
+            for statement in (*schema.APP_SCHEMA, *schema.APP_SEED):
+                await conn.execute(statement)
+        log.info("created app schema", extra={"action": "db.create_schema"})
+    else:
+        missing = schema.missing_columns(app_tables)
+        if missing:
+            raise SchemaTooOld("Database schema too old: missing " + ", ".join(missing), missing=missing)
+    await schema.ensure_own_schema(conn)

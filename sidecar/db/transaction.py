@@ -1,0 +1,24 @@
+"""The one way this project writes: a `BEGIN IMMEDIATE` transaction on an autocommit connection.
+
+IMMEDIATE takes the write lock up front, so a writer never fails half-way on a stale read snapshot
+(reference/app-database.md §6); the busy timeout then makes it wait for the app instead.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosqlite
+
+
+@asynccontextmanager
+async def immediate(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """Committed on success, rolled back on any error or cancellation."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        # Shielded so a cancelled task still releases SQLite's write lock.
+        await asyncio.shield(conn.execute("ROLLBACK"))
+        raise
+    await asyncio.shield(conn.execute("COMMIT"))
