@@ -1,0 +1,116 @@
+"""The composition root: builds every service once and runs the process lifecycle.
+
+Lifecycle: claim stdio → open the database → serve → `sidecar:ready` … until stdin EOF, a signal,
+`sidecar:shutdown` or a vanished reader → refuse new work, finish what runs, flush, exit 0.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+from typing import Any
+
+from sidecar import PROTOCOL_VERSION, __version__
+from sidecar.api.sidecar import SidecarApi
+from sidecar.config import Config
+from sidecar.db.connection import Database
+from sidecar.errors import ShuttingDown, SidecarError
+from sidecar.log import get_logger
+from sidecar.rpc.contract import Contract
+from sidecar.rpc.dispatcher import Dispatcher, Handler
+from sidecar.rpc.server import JsonRpcServer
+from sidecar.rpc.stdio import ProtocolStreams
+from sidecar.tools import Toolset, discover
+
+# Total budget from "stop" to exit is 10 s (SPEC §3.2); in-flight requests get most of it.
+REQUEST_GRACE_S = 7.0
+# Methods that start new work; refused once shutdown has begun.
+_WORK_METHODS = frozenset({"import:v2:start", "import:v2:resume", "jobs:retry"})
+
+log = get_logger(__name__)
+
+
+class Sidecar:
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._stop = asyncio.Event()
+        self._stopping = False
+
+    def request_stop(self) -> None:
+        if not self._stopping:
+            log.info("shutdown requested", extra={"action": "sidecar.stop"})
+        self._stopping = True
+        self._stop.set()
+
+    async def run(self, streams: ProtocolStreams) -> int:
+        self._install_signal_handlers()
+        db, db_error = await self._open_database()
+        async with asyncio.TaskGroup() as tasks:
+            toolset = tasks.create_task(discover(self._config.tools), name="tools-discover")
+            server = JsonRpcServer(streams, self._dispatcher(db, db_error, toolset))
+            serving = tasks.create_task(server.serve(), name="rpc-serve")
+            serving.add_done_callback(lambda _: self.request_stop())
+            watching = tasks.create_task(self._watch(server), name="rpc-peer-watch")
+            server.notify(
+                "sidecar:ready",
+                {"version": __version__, "protocolVersion": PROTOCOL_VERSION, "pid": os.getpid()},
+            )
+            log.info("ready", extra={"action": "sidecar.ready", "db": str(self._config.db_path)})
+            await self._stop.wait()
+            await server.close(REQUEST_GRACE_S)
+            for task in (serving, watching):
+                task.cancel()
+        if db is not None:
+            await db.close()
+        log.info("exited cleanly", extra={"action": "sidecar.exit"})
+        return 0
+
+    async def _watch(self, server: JsonRpcServer) -> None:
+        await server.peer_gone.wait()
+        self.request_stop()
+
+    async def _open_database(self) -> tuple[Database | None, SidecarError | None]:
+        """A database we must refuse (schema too old) is reported on every call that needs it,
+        instead of exiting: the app would only see a crash loop."""
+        try:
+            return await Database.open(self._config.db_path), None
+        except SidecarError as exc:
+            log.error(
+                "database refused",
+                extra={
+                    "action": "db.refused",
+                    "error": exc.message,
+                    "db": str(self._config.db_path),
+                },
+            )
+            return None, exc
+
+    def _dispatcher(
+        self, db: Database | None, db_error: SidecarError | None, toolset: "asyncio.Task[Toolset]"
+    ) -> Dispatcher:
+        async def tools() -> Toolset:
+            return await asyncio.shield(toolset)
+
+        hash_workers = self._config.hash_workers or max(1, os.cpu_count() or 1)
+        sidecar_api = SidecarApi(self._config, db, hash_workers, tools, self.request_stop)
+        handlers: dict[str, Handler] = {**sidecar_api.handlers()}
+        del db_error  # used by the import and job APIs (later issues) to refuse with a clear error
+        return Dispatcher(Contract.load(), {n: self._gated(n, h) for n, h in handlers.items()})
+
+    def _gated(self, name: str, handler: Handler) -> Handler:
+        if name not in _WORK_METHODS:
+            return handler
+
+        async def gated(*params: Any) -> Any:
+            if self._stopping:
+                raise ShuttingDown()
+            return await handler(*params)
+
+        return gated
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # Windows has no such handlers: stdin EOF and sidecar:shutdown are the graceful paths there.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.request_stop)

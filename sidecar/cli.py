@@ -1,0 +1,69 @@
+"""Command line: `au-sidecar serve|import|repl`. Parses options, then hands over; no logic here."""
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from sidecar import __version__
+from sidecar.config import Config, ToolPaths, default_db_path
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="au-sidecar", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="speak JSON-RPC 2.0 on stdin/stdout (what the app runs)")
+    serve.add_argument("--db", type=Path, help=f"SQLite file (default: {default_db_path()})")
+    serve.add_argument(
+        "--archive", type=Path, help="archive root (default: the app's archive_folder setting)"
+    )
+    serve.add_argument("--hash-workers", type=_positive_int, help="processes for hashing and copying")
+    serve.add_argument("--exiftool", help="path to exiftool (default: PATH)")
+    serve.add_argument("--ffprobe", help="path to ffprobe (default: PATH)")
+    serve.add_argument("--ffmpeg", help="path to ffmpeg (default: PATH)")
+    serve.add_argument(
+        "--allow-hardlinks",
+        action="store_true",
+        help="hard-link instead of copying on the same filesystem",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config(
+        db_path=(args.db or default_db_path()).absolute(),
+        archive_override=args.archive.absolute() if args.archive else None,
+        hash_workers=args.hash_workers,
+        tools=ToolPaths(exiftool=args.exiftool, ffprobe=args.ffprobe, ffmpeg=args.ffmpeg),
+        allow_hardlinks=args.allow_hardlinks,
+        log_level=args.log_level,
+    )
+
+
+def _serve(config: Config) -> int:
+    # Claim stdio before anything else can write to fd 1.
+    from sidecar.rpc.stdio import claim_stdio
+
+    streams = claim_stdio()
+    from sidecar import log
+    from sidecar.app import Sidecar
+
+    log.configure(config.log_level)
+    return asyncio.run(Sidecar(config).run(streams))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(_config(args))
+    raise AssertionError(f"unhandled command {args.command}")

@@ -1,0 +1,43 @@
+"""Run-time configuration: what `au-sidecar serve` was told, and the defaults it falls back to."""
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_DIR_NAME = "au-archive-sidecar"
+DB_FILE_NAME = "au-archive.db"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPaths:
+    """Paths given on the command line; None means "look on PATH"."""
+
+    exiftool: str | None = None
+    ffprobe: str | None = None
+    ffmpeg: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    db_path: Path
+    archive_override: Path | None = None
+    hash_workers: int | None = None
+    tools: ToolPaths = ToolPaths()
+    allow_hardlinks: bool = False
+    log_level: str = "info"
+
+
+def user_data_dir() -> Path:
+    """The platform's per-user application-data folder, as Electron's `app.getPath('appData')`."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / APP_DIR_NAME
+
+
+def default_db_path() -> Path:
+    return user_data_dir() / DB_FILE_NAME

@@ -1,0 +1,1 @@
+"""The wire: framing, stdio ownership, and the dispatcher that turns lines into method calls."""

@@ -1,0 +1,86 @@
+"""Shared fixtures: the real sidecar process with a temporary database and archive."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.contract_status import NOT_YET_EMITTED, NOT_YET_IMPLEMENTED
+from tests.sidecar_client import CONTRACT, SEEN_NOTIFICATIONS, SEEN_RESULTS, SidecarProcess
+
+
+@dataclass(frozen=True)
+class SidecarPaths:
+    db: Path
+    archive: Path
+
+    def args(self) -> list[str]:
+        return ["serve", "--db", str(self.db), "--archive", str(self.archive)]
+
+
+@pytest.fixture
+def sidecar_paths(tmp_path: Path) -> SidecarPaths:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    return SidecarPaths(db=tmp_path / "au-archive.db", archive=archive)
+
+
+Spawn = Callable[..., Awaitable[SidecarProcess]]
+
+
+@pytest.fixture
+async def spawn_sidecar() -> AsyncIterator[Spawn]:
+    """Start sidecars with any arguments; each is checked and stopped at teardown.
+
+    A sidecar still running at the end must exit 0 on stdin EOF within 10 s; none may have written
+    anything to stdout that is not a valid, schema-conforming JSON-RPC frame.
+    """
+    started: list[SidecarProcess] = []
+
+    async def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> SidecarProcess:
+        client = await SidecarProcess.spawn(args, env)
+        started.append(client)
+        await client.notification("sidecar:ready")
+        return client
+
+    yield spawn
+
+    for client in started:
+        if client.process.returncode is None:
+            await client.close_stdin()
+            try:
+                assert await client.wait_exit(10) == 0, client.stderr_lines[-20:]
+            except TimeoutError:
+                await client.kill()
+                raise AssertionError("sidecar did not exit within 10 s of stdin EOF") from None
+        else:
+            await asyncio.gather(*client._tasks, return_exceptions=True)
+    for client in started:
+        assert not client.violations, client.violations
+
+
+@pytest.fixture
+async def sidecar(spawn_sidecar: Spawn, sidecar_paths: SidecarPaths) -> SidecarProcess:
+    return await spawn_sidecar(sidecar_paths.args())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every schema needs a test: on a full run, each served method must have returned a result
+    checked against its schema, and each emitted notification must have been seen."""
+    full_run = not session.config.args or [Path(a).resolve() for a in session.config.args] == [
+        Path(session.config.rootpath, "tests").resolve()
+    ]
+    if not full_run or exitstatus != 0 or session.config.option.keyword:
+        return
+    untested = sorted((CONTRACT.methods - NOT_YET_IMPLEMENTED) - SEEN_RESULTS)
+    unseen = sorted((CONTRACT.notifications - NOT_YET_EMITTED) - SEEN_NOTIFICATIONS)
+    if untested or unseen:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"CONTRACT COVERAGE: no test saw a result of {untested} or a notification {unseen}",
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
