@@ -1,0 +1,85 @@
+"""Where a file goes in the archive: the app's folder layout, made safe against hostile location values.
+
+Pure path arithmetic (only `contained` reads the filesystem, to resolve links); it never creates,
+copies or removes anything.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sidecar.pipeline.media import FOLDER_KIND, MediaType
+
+_LOC12 = re.compile(r"[A-Za-z0-9]{1,32}")
+_STATE = re.compile(r"[A-Za-z]{2}")
+_HASH = re.compile(r"[0-9a-f]{16}")
+_EXTENSION = re.compile(r"(\.[a-z0-9]{1,16})?")
+# Every character outside [a-z0-9-] becomes a dash and dash runs collapse: together, any run of
+# characters outside [a-z0-9] (dashes included) becomes one dash.
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
+_NAME_MAX = 50
+
+
+class UnsafeLocation(ValueError):
+    """A location value cannot form a safe archive folder, or a path escapes the archive."""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    locid: str
+    loc12: str
+    locnam: str
+    slocnam: str | None
+    type: str | None
+    address_state: str | None
+
+
+def sanitize_name(value: str | None, fallback: str) -> str:
+    """The legacy importer's and BagIt's folder-name rule, so all three agree on a location's folder."""
+    name = _NOT_NAME.sub("-", (value or "").lower()).strip("-")[:_NAME_MAX].rstrip("-")
+    return name or fallback
+
+
+def state_code(address_state: str | None) -> str:
+    return address_state.upper() if address_state and _STATE.fullmatch(address_state) else "XX"
+
+
+def location_folder(archive_root: Path, location: Location) -> Path:
+    """`<root>/locations/<STATE>-<type>/<slocnam>-<LOC12>`; raises UnsafeLocation for a bad loc12."""
+    loc12 = _checked_loc12(location.loc12)
+    kind = sanitize_name(location.type, "unknown")
+    # The app's short name of locnam, when the location has no short name of its own.
+    short = sanitize_name(location.slocnam, sanitize_name(location.locnam, "location"))
+    return archive_root / "locations" / f"{state_code(location.address_state)}-{kind}" / f"{short}-{loc12}"
+
+
+def media_folder(location_folder: Path, media_type: MediaType, loc12: str) -> Path:
+    """`org-{img,vid,doc,map,misc}-<LOC12>` inside the location folder."""
+    return location_folder / f"org-{FOLDER_KIND[media_type]}-{_checked_loc12(loc12)}"
+
+
+def archive_name(hash16: str, extension: str) -> str:
+    """`<hash><ext lower-cased>`, the content-addressed file name."""
+    if not _HASH.fullmatch(hash16):
+        raise UnsafeLocation(f"not a 16-hex-digit hash: {hash16!r}")
+    # isascii first: str.lower() maps some non-ASCII letters (the Kelvin sign) onto ASCII ones.
+    if not (extension.isascii() and _EXTENSION.fullmatch(extension.lower())):
+        raise UnsafeLocation(f"unsafe file extension: {extension!r}")
+    return hash16 + extension.lower()
+
+
+def contained(archive_root: Path, path: Path) -> Path:
+    """Return `path` if it resolves strictly inside the archive root (following links), else raise."""
+    root = Path(os.path.realpath(archive_root))
+    resolved = Path(os.path.realpath(path))
+    if resolved == root or not resolved.is_relative_to(root):
+        raise UnsafeLocation(f"path escapes the archive {str(root)!r}: {str(path)!r}")
+    return path
+
+
+def _checked_loc12(loc12: str) -> str:
+    # Kept verbatim (case too) as the app does, so it must already be a safe single segment.
+    if not _LOC12.fullmatch(loc12):
+        raise UnsafeLocation(f"loc12 must be 1-32 ASCII letters or digits: {loc12!r}")
+    return loc12
