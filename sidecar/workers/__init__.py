@@ -1,0 +1,1 @@
+"""The process-pool side: pure, picklable top-level functions for the byte-heavy work."""

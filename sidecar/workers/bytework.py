@@ -1,0 +1,613 @@
+"""The byte work the process pool runs: BLAKE3 hashing, durable copies into the archive, re-hashing.
+
+Pure, picklable top-level functions over plain paths: nothing here knows asyncio, the journal or
+the archive layout. A per-file problem is data in the outcome; an exception means a bug.
+"""
+
+import ctypes
+import errno
+import mmap
+import os
+import secrets
+import stat
+import sys
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import blake3
+
+if sys.platform != "win32":
+    import fcntl
+
+HASH_HEX_CHARS = 16  # BLAKE3, first 16 lowercase hex chars (= blake3(...).hexdigest(length=8))
+TEMP_SUFFIX = ".aus-tmp"
+READ_CHUNK = 1 << 20  # 1 MiB: fits the L2 cache with the hasher's state (4 MiB measured 3x slower)
+COPY_CHUNK = 8 << 20  # kernel-side copy step; the cancel flag is checked between steps
+FICLONE = 0x40049409  # _IOW(0x94, 9, int): Linux copy-on-write clone of a whole file
+
+# Flushing many small temps with one syncfs() of the filesystem is ≈4x cheaper than an fsync() per
+# file (performance-floor.md §3; bench/bytework_batching.py re-measures it). For big files the two
+# cost the same, and an fsync per file then touches only our data, so syncfs is kept for calls with
+# many files of small average size.
+SYNCFS_MIN_FILES = 8
+SYNCFS_MAX_AVG_BYTES = 4 << 20
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+# The filesystem cannot clone (EOPNOTSUPP/ENOTTY), or not between these two files (EXDEV, EINVAL).
+_NO_CLONE = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EPERM})
+# copy_file_range cannot do this pair (old kernel, cross-filesystem, special filesystem).
+_NO_KERNEL_COPY = frozenset(
+    {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF, errno.EPERM}
+)
+# A hard link is impossible here (other device, filesystem without links, too many links, policy).
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES})
+
+_O_BINARY: int = getattr(os, "O_BINARY", 0)
+_O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # so opening a FIFO that slipped through cannot block
+_O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
+_F_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if sys.platform == "darwin" else None
+_F_NOCACHE: int | None = getattr(fcntl, "F_NOCACHE", None) if sys.platform == "darwin" else None
+
+
+class CancelFlag(Protocol):
+    """The pool's multiprocessing Event (or, in tests, anything with is_set)."""
+
+    def is_set(self) -> bool: ...
+
+
+class StartSlots(Protocol):
+    """Shared doubles (a multiprocessing Array) where run_batch notes when a batch starts."""
+
+    def __getitem__(self, index: int, /) -> float: ...
+    def __setitem__(self, index: int, value: float, /) -> None: ...
+
+
+# Per-process state, set by the pool initializer (or a test calling init_worker in-process).
+_cancel: CancelFlag | None = None
+_started: StartSlots | None = None
+_buffer: mmap.mmap | None = None  # page-aligned read buffer, reused for every file of this process
+_libc: ctypes.CDLL | None = None
+
+
+def init_worker(cancel_event: CancelFlag | None, started: StartSlots | None = None) -> None:
+    """Pool initializer: keep the shared cancel event and the batch start-time slots (see run_batch)."""
+    global _cancel, _started
+    _cancel = cancel_event
+    _started = started
+
+
+def warm() -> int:
+    """Make a fresh worker import everything and allocate its buffer before real work arrives."""
+    _read_view()
+    return os.getpid()
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_batch(fn: Callable[[list[T]], list[R]], slot: int, items: list[T]) -> list[R]:
+    """Run one pool batch, first noting in shared slot `slot` when it started, so the parent times
+    the batch from its real start rather than from when it was queued behind others."""
+    if _started is not None:
+        _started[slot] = time.monotonic()
+    return fn(items)
+
+
+# -- hashing ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HashOutcome:
+    hash: str | None
+    size: int | None  # bytes actually read
+    error: str | None  # e.g. "No such file or directory", "Permission denied"
+
+
+def hash_files(paths: list[str]) -> list[HashOutcome]:
+    return [_hash_one(path) for path in paths]
+
+
+def _hash_one(path: str) -> HashOutcome:
+    try:
+        fd = _open_regular(path)
+        try:
+            digest, size = _hash_fd(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return HashOutcome(None, None, _reason(exc))
+    return HashOutcome(digest, size, None)
+
+
+# -- copying ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRequest:
+    source: str
+    target: str  # final archive path (its folder may not exist yet)
+    expected_hash: str  # from the hash step
+    allow_hardlink: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOutcome:
+    created: bool  # True: we wrote `target`; False: it already held the right content and was kept untouched
+    strategy: str | None  # "reflink" | "copy" | "hardlink" | None (kept or failed)
+    bytes: int  # size of the file created under `target`; 0 when kept or failed
+    error: str | None
+    error_kind: str | None  # "disk_full" | "cancelled" | "source" | "target" | None
+
+
+KEPT = CopyOutcome(False, None, 0, None, None)
+CANCELLED = CopyOutcome(False, None, 0, "Cancelled", "cancelled")
+
+
+class _Failed(Exception):
+    """Internal control flow inside copy_files: this request ends with `outcome`."""
+
+    def __init__(self, outcome: CopyOutcome) -> None:
+        self.outcome = outcome
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A temp file fully written next to its target, waiting for its flush and rename."""
+
+    request: CopyRequest
+    temp: str
+    fd: int | None  # open until flushed; None for a hard link (no new data to flush)
+    strategy: str
+    size: int
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.request.target)
+
+
+def copy_files(requests: list[CopyRequest]) -> list[CopyOutcome]:
+    """Copy each source to a temp file beside its target, flush every temp, rename each into place,
+    then flush each target folder once: a file never appears under its final name before its data
+    is on the medium, and the flushes are shared by the whole call."""
+    outcomes: list[CopyOutcome | None] = [None] * len(requests)
+    staged: dict[int, _Staged] = {}
+    try:
+        for index, request in enumerate(requests):
+            result = _stage(request)
+            if isinstance(result, _Staged):
+                staged[index] = result
+            else:
+                outcomes[index] = result
+        if _is_cancelled():
+            # Not renamed yet: drop them rather than spend the flushes on an import being stopped.
+            for index in list(staged):
+                _discard(staged.pop(index))
+                outcomes[index] = CANCELLED
+        for index, failure in _flush_temps(staged).items():
+            _discard(staged.pop(index))
+            outcomes[index] = failure
+        for index, item in list(staged.items()):
+            try:
+                # os.replace = rename(2) on POSIX; unlike os.rename it also replaces on Windows.
+                os.replace(item.temp, item.request.target)
+            except OSError as exc:
+                _discard(staged.pop(index))
+                outcomes[index] = _target_failure(exc, item.request.target)
+        for index, failure in _flush_folders(staged).items():
+            # The rename is not durable; the data is, so the file is whole, but nothing may claim it.
+            _remove_quietly(staged.pop(index).request.target)
+            outcomes[index] = failure
+        for index, item in staged.items():
+            outcomes[index] = CopyOutcome(True, item.strategy, item.size, None, None)
+    finally:
+        for item in staged.values():
+            _close_quietly(item)
+    done = [o for o in outcomes if o is not None]
+    assert len(done) == len(requests)
+    return done
+
+
+def _stage(request: CopyRequest) -> CopyOutcome | _Staged:
+    if _is_cancelled():
+        return CANCELLED
+    try:
+        if _existing_copy_is_good(request):
+            return KEPT
+        return _write_temp(request)
+    except _Failed as failed:
+        return failed.outcome
+    except OSError as exc:  # a call not classified above (e.g. fstat): still this file's problem
+        return _ambiguous_failure(exc, request.target)
+
+
+def _existing_copy_is_good(request: CopyRequest) -> bool:
+    try:
+        st = os.lstat(request.target)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _Failed(_target_failure(exc, request.target)) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise _Failed(
+            CopyOutcome(
+                False, None, 0, f"Target exists and is not a regular file: {request.target}", "target"
+            )
+        )
+    try:
+        fd = _open_regular(request.target)
+        try:
+            digest, _ = _hash_fd(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _Failed(
+            CopyOutcome(
+                False, None, 0, f"Could not read the existing copy {request.target}: {_reason(exc)}", "target"
+            )
+        ) from exc
+    # The archive is content-addressed: a file under this name with other bytes is a damaged copy of
+    # this very content, so it is replaced atomically (temp + rename) exactly like a new copy.
+    return digest == request.expected_hash
+
+
+def _write_temp(request: CopyRequest) -> _Staged:
+    try:
+        src = _open_regular(request.source)
+    except OSError as exc:
+        raise _Failed(_source_failure(exc)) from exc
+    try:
+        size = os.fstat(src).st_size
+        folder = os.path.dirname(request.target)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise _Failed(_target_failure(exc, request.target)) from exc
+        temp = os.path.join(
+            folder, f".{os.path.basename(request.target)}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        )
+        if request.allow_hardlink and _try_hardlink(request, src, folder, temp):
+            return _Staged(request, temp, None, "hardlink", size)
+        try:
+            dst = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666)
+        except OSError as exc:
+            raise _Failed(_target_failure(exc, request.target)) from exc
+        try:
+            strategy = "reflink" if _try_clone(src, dst, request.target) else "copy"
+            copied = size if strategy == "reflink" else _copy_data(src, dst, request.target)
+            if copied != size or (strategy == "reflink" and os.fstat(dst).st_size != size):
+                raise _Failed(
+                    CopyOutcome(
+                        False,
+                        None,
+                        0,
+                        f"The source changed while it was copied: expected {size} bytes, copied {copied}",
+                        "source",
+                    )
+                )
+        except BaseException:
+            os.close(dst)
+            _remove_quietly(temp)
+            raise
+        return _Staged(request, temp, dst, strategy, size)
+    finally:
+        os.close(src)
+
+
+def _try_hardlink(request: CopyRequest, src: int, folder: str, temp: str) -> bool:
+    try:
+        if os.fstat(src).st_dev != os.stat(folder).st_dev:
+            return False
+        os.link(request.source, temp)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise _Failed(_disk_full(request.target)) from exc
+        if exc.errno in _NO_LINK:
+            return False
+        raise _Failed(_target_failure(exc, request.target)) from exc
+    return True
+
+
+def _try_clone(src: int, dst: int, target: str) -> bool:
+    """A copy-on-write clone: an independent copy that shares blocks until either side changes."""
+    if not sys.platform.startswith("linux"):
+        return False  # macOS clonefile(2) works on paths and refuses an existing temp; not used
+    try:
+        fcntl.ioctl(dst, FICLONE, src)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise _Failed(_disk_full(target)) from exc
+        if exc.errno in _NO_CLONE:
+            return False
+        raise _Failed(_ambiguous_failure(exc, target)) from exc
+    return True
+
+
+def _copy_data(src: int, dst: int, target: str) -> int:
+    """Kernel-side copy in COPY_CHUNK steps (copy_file_range, else sendfile, else read/write), the
+    cancel flag checked between steps. Returns the bytes copied, read up to the source's end."""
+    copied = 0
+    method = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+    if method == "sendfile" and not sys.platform.startswith("linux"):
+        method = "readwrite"  # elsewhere sendfile(2) only writes to sockets
+    while True:
+        if _is_cancelled():
+            raise _Failed(CANCELLED)
+        try:
+            if method == "copy_file_range":
+                n = os.copy_file_range(src, dst, COPY_CHUNK)
+                if n == 0 and copied == 0 and os.fstat(src).st_size > 0:
+                    method = "sendfile"  # some filesystems report 0 rather than an error; try again
+                    continue
+            elif method == "sendfile":
+                n = os.sendfile(dst, src, None, COPY_CHUNK)
+            else:
+                n = _read_write_chunk(src, dst, target)
+        except OSError as exc:
+            if copied == 0 and exc.errno in _NO_KERNEL_COPY and method != "readwrite":
+                method = "sendfile" if method == "copy_file_range" else "readwrite"
+                continue
+            raise _Failed(_ambiguous_failure(exc, target)) from exc
+        if n == 0:
+            return copied
+        copied += n
+
+
+def _read_write_chunk(src: int, dst: int, target: str) -> int:
+    view = _read_view()
+    try:
+        with open(src, "rb", buffering=0, closefd=False) as reader:
+            n = reader.readinto(view) or 0
+    except OSError as exc:
+        raise _Failed(_source_failure(exc)) from exc
+    written = 0
+    try:
+        while written < n:
+            written += os.write(dst, view[written:n])
+    except OSError as exc:
+        raise _Failed(_target_failure(exc, target)) from exc
+    return n
+
+
+def _flush_temps(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
+    """Put every temp's data on the medium before any rename. Returns the requests that failed."""
+    failures: dict[int, CopyOutcome] = {}
+    with_data = {i: s for i, s in staged.items() if s.fd is not None}
+    if not with_data:
+        return failures
+    if sys.platform.startswith("linux") and _prefer_syncfs(with_data.values()):
+        by_device: dict[int, dict[int, _Staged]] = {}
+        for index, item in with_data.items():
+            assert item.fd is not None
+            by_device.setdefault(os.fstat(item.fd).st_dev, {})[index] = item
+        for group in by_device.values():
+            if not _syncfs(next(iter(group.values())).folder):
+                # syncfs cannot say whose data failed: flush one by one to find out.
+                failures.update(_fsync_each(group))
+    else:
+        failures.update(_fsync_each(with_data))
+        if _F_FULLFSYNC is not None:
+            # macOS fsync() stops at the drive's cache; one F_FULLFSYNC per device flushes that cache,
+            # with every temp fsynced above in it, before any rename.
+            seen: set[int] = set()
+            for index, item in with_data.items():
+                assert item.fd is not None
+                device = os.fstat(item.fd).st_dev
+                if index not in failures and device not in seen:
+                    seen.add(device)
+                    try:
+                        _full_fsync(item.fd)
+                    except OSError as exc:
+                        failures[index] = _target_failure(exc, item.request.target)
+    for item in with_data.values():
+        _close_quietly(item)
+    return failures
+
+
+def _prefer_syncfs(items: Collection[_Staged]) -> bool:
+    return len(items) >= SYNCFS_MIN_FILES and sum(s.size for s in items) <= SYNCFS_MAX_AVG_BYTES * len(items)
+
+
+def _fsync_each(items: dict[int, _Staged]) -> dict[int, CopyOutcome]:
+    failures: dict[int, CopyOutcome] = {}
+    for index, item in items.items():
+        assert item.fd is not None
+        try:
+            os.fsync(item.fd)
+        except OSError as exc:
+            failures[index] = _target_failure(exc, item.request.target)
+    return failures
+
+
+def _flush_folders(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
+    """Make the renames durable: each target folder flushed once, whatever the number of files."""
+    failures: dict[int, CopyOutcome] = {}
+    if sys.platform == "win32":
+        return failures  # a folder cannot be opened for flushing there; NTFS journals the rename
+    folders: dict[str, list[int]] = {}
+    for index, item in staged.items():
+        folders.setdefault(item.folder, []).append(index)
+    for folder, indices in folders.items():
+        try:
+            fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+            try:
+                if _F_FULLFSYNC is not None:
+                    _full_fsync(fd)
+                else:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            for index in indices:
+                failures[index] = _target_failure(exc, staged[index].request.target)
+    return failures
+
+
+def _syncfs(folder: str) -> bool:
+    """syncfs(2) of the filesystem holding `folder`; False when it reports an error."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return int(_libc.syncfs(fd)) == 0
+    finally:
+        os.close(fd)
+
+
+def _full_fsync(fd: int) -> None:
+    assert _F_FULLFSYNC is not None
+    try:
+        fcntl.fcntl(fd, _F_FULLFSYNC)
+    except OSError:
+        os.fsync(fd)  # the filesystem has no F_FULLFSYNC (e.g. some network shares)
+
+
+def _discard(item: _Staged) -> None:
+    _close_quietly(item)
+    _remove_quietly(item.temp)
+
+
+def _close_quietly(item: _Staged) -> None:
+    if item.fd is not None:
+        try:
+            os.close(item.fd)
+        finally:
+            item.fd = None
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # a leftover `.aus-tmp` is hidden from scans and swept on the next import
+
+
+def _disk_full(target: str) -> CopyOutcome:
+    return CopyOutcome(False, None, 0, f"Disk full: {target}", "disk_full")
+
+
+def _source_failure(exc: OSError) -> CopyOutcome:
+    return CopyOutcome(False, None, 0, f"Could not read the source: {_reason(exc)}", "source")
+
+
+def _target_failure(exc: OSError, target: str) -> CopyOutcome:
+    if exc.errno in _DISK_FULL:
+        return _disk_full(target)
+    return CopyOutcome(False, None, 0, f"Could not write {target}: {_reason(exc)}", "target")
+
+
+def _ambiguous_failure(exc: OSError, target: str) -> CopyOutcome:
+    """An error from a call that both reads and writes (copy_file_range, sendfile, FICLONE): only
+    errors that can only be the archive's are the target's; the rest (EIO mostly) blame the source,
+    the side that fails in practice (card readers, network shares)."""
+    if exc.errno in _DISK_FULL or exc.errno in (errno.EROFS, errno.EFBIG):
+        return _target_failure(exc, target)
+    return _source_failure(exc)
+
+
+# -- validating ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateRequest:
+    path: str
+    expected_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateOutcome:
+    hash: str | None
+    matches: bool
+    from_medium: bool  # page cache dropped before reading (False where the OS offers no way)
+    error: str | None  # read error: NOT a mismatch; the caller retries and never deletes for it
+
+
+def validate_files(requests: list[ValidateRequest]) -> list[ValidateOutcome]:
+    return [_validate_one(request) for request in requests]
+
+
+def _validate_one(request: ValidateRequest) -> ValidateOutcome:
+    from_medium = False
+    try:
+        fd = _open_regular(request.path)
+        try:
+            from_medium = _drop_cache(fd)
+            digest, _ = _hash_fd(fd)
+            # Drop what this read cached, so validation does not evict the user's working set.
+            _drop_cache(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return ValidateOutcome(None, False, from_medium, _reason(exc))
+    return ValidateOutcome(digest, digest == request.expected_hash, from_medium, None)
+
+
+def _drop_cache(fd: int) -> bool:
+    """Make the next reads come from the medium. The copy was flushed, so its cached pages are clean
+    and DONTNEED drops them (it cannot drop dirty pages)."""
+    try:
+        if sys.platform.startswith("linux"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            return True
+        if _F_NOCACHE is not None:
+            fcntl.fcntl(fd, _F_NOCACHE, 1)
+            return True
+    except OSError:
+        pass
+    return False
+
+
+# -- shared helpers --------------------------------------------------------------------------------
+
+
+def _open_regular(path: str) -> int:
+    """Open for reading, refusing anything but a regular file (a FIFO or device is never read)."""
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_BINARY | _O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Not a regular file", path)
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _hash_fd(fd: int) -> tuple[str, int]:
+    """BLAKE3 of the rest of `fd`, single-threaded (Rayon threads cost more than they give on small
+    files, and the pool already runs one worker per core). Returns (16 hex chars, bytes read)."""
+    hasher = blake3.blake3()
+    view = _read_view()
+    size = 0
+    with open(fd, "rb", buffering=0, closefd=False) as reader:
+        while n := reader.readinto(view):
+            hasher.update(view[:n])
+            size += n
+    return hasher.hexdigest(length=HASH_HEX_CHARS // 2), size
+
+
+def _read_view() -> memoryview:
+    """A page-aligned 1 MiB buffer: the kernel copies into it ~4x faster than into a heap bytearray
+    of that size, which glibc places 16 bytes past a page boundary (performance-floor.md §0.1)."""
+    global _buffer
+    if _buffer is None:
+        _buffer = mmap.mmap(-1, READ_CHUNK)
+    return memoryview(_buffer)
+
+
+def _is_cancelled() -> bool:
+    return _cancel is not None and _cancel.is_set()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
