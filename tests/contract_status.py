@@ -4,11 +4,6 @@ one is not."""
 
 NOT_YET_IMPLEMENTED = frozenset(
     {
-        "import:v2:start",
-        "import:v2:cancel",
-        "import:v2:status",
-        "import:v2:resumable",
-        "import:v2:resume",
         "jobs:status",
         "jobs:deadLetter",
         "jobs:retry",
@@ -19,8 +14,6 @@ NOT_YET_IMPLEMENTED = frozenset(
 
 NOT_YET_EMITTED = frozenset(
     {
-        "import:v2:progress",
-        "import:v2:complete",
         "jobs:progress",
         "asset:thumbnail-ready",
         "asset:metadata-complete",

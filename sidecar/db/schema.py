@@ -619,6 +619,44 @@ def missing_columns(existing: Mapping[str, set[str]]) -> list[str]:
 _OWN_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # v1: the version record itself.
     ("CREATE TABLE IF NOT EXISTS aus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",),
+    # v2: the import journal. What the app's import_sessions row cannot hold: the location values
+    # the import was started with, its archive root and importing user (fixed for its whole life,
+    # resumes included), and one row per file with that file's progress through the five steps,
+    # so a resume continues per file and memory stays flat however many files there are.
+    (
+        """CREATE TABLE aus_import_sessions (
+  session_id TEXT PRIMARY KEY,
+  request TEXT NOT NULL,
+  archive_root TEXT NOT NULL,
+  import_id TEXT NOT NULL,
+  user_id TEXT,
+  username TEXT,
+  skipped INTEGER NOT NULL DEFAULT 0,
+  jobs_queued INTEGER NOT NULL DEFAULT 0,
+  queued_at TEXT NOT NULL
+)""",
+        # `source` is the path's bytes (os.fsencode): file names need not be valid UTF-8.
+        """CREATE TABLE aus_import_files (
+  session_id TEXT NOT NULL,
+  file_id INTEGER NOT NULL,
+  source BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  media_type TEXT NOT NULL,
+  extension TEXT NOT NULL,
+  parent_id INTEGER,
+  raw_pair_id INTEGER,
+  live_pair_id INTEGER,
+  state TEXT NOT NULL,
+  hash TEXT,
+  target TEXT,
+  strategy TEXT,
+  error_step TEXT,
+  error TEXT,
+  PRIMARY KEY (session_id, file_id)
+) WITHOUT ROWID""",
+        "CREATE INDEX aus_import_files_state ON aus_import_files (session_id, state, file_id)",
+        "CREATE INDEX aus_import_files_hash ON aus_import_files (session_id, hash)",
+    ),
 )
 OWN_SCHEMA_VERSION: int = len(_OWN_MIGRATIONS)
 

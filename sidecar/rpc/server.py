@@ -18,8 +18,9 @@ log = get_logger(__name__)
 
 
 class JsonRpcServer:
-    def __init__(self, streams: ProtocolStreams, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
+    """Also the domain's event sink: `emit` sends a notification."""
+
+    def __init__(self, streams: ProtocolStreams) -> None:
         self._outbox = Outbox()
         self._writer = Writer(streams.outbound, self._outbox)
         self._reader = LineReader(streams.inbound)
@@ -27,16 +28,16 @@ class JsonRpcServer:
         self._request_ids = count(1)
         self._writer_task: asyncio.Task[None] | None = None
 
-    def notify(self, method: str, params: Any, latest_key: Hashable | None = None) -> None:
+    def emit(self, event: str, payload: Any, latest_key: Hashable | None = None) -> None:
         """Queue a notification. With `latest_key`, an unsent one with the same key is replaced."""
-        self._outbox.put(encode({"jsonrpc": "2.0", "method": method, "params": params}), latest_key)
+        self._outbox.put(encode({"jsonrpc": "2.0", "method": event, "params": payload}), latest_key)
 
     @property
     def peer_gone(self) -> asyncio.Event:
         """Set when writing failed because the app closed our stdout."""
         return self._writer.broken
 
-    async def serve(self) -> None:
+    async def serve(self, dispatcher: Dispatcher) -> None:
         """Read and dispatch requests until stdin reaches EOF."""
         self._writer_task = asyncio.create_task(self._writer.run(), name="rpc-writer")
         self._reader.start()
@@ -48,13 +49,15 @@ class JsonRpcServer:
                     + b"\n"
                 )
                 continue
-            task = asyncio.create_task(self._answer(line), name=f"rpc-request-{next(self._request_ids)}")
+            task = asyncio.create_task(
+                self._answer(dispatcher, line), name=f"rpc-request-{next(self._request_ids)}"
+            )
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
         log.info("stdin closed", extra={"action": "rpc.eof"})
 
-    async def _answer(self, line: bytes) -> None:
-        frame = await self._dispatcher.dispatch(line)
+    async def _answer(self, dispatcher: Dispatcher, line: bytes) -> None:
+        frame = await dispatcher.dispatch(line)
         if frame is not None:
             self._outbox.put(frame + b"\n")
 

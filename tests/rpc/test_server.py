@@ -60,8 +60,8 @@ async def wire() -> AsyncIterator[Wire]:
     dispatcher = Dispatcher(AcceptingContract(), handlers)  # type: ignore[arg-type]
     in_read, in_write = os.pipe()
     out_read, out_write = os.pipe()
-    server = JsonRpcServer(ProtocolStreams(in_read, out_write), dispatcher)
-    serving = asyncio.create_task(server.serve())
+    server = JsonRpcServer(ProtocolStreams(in_read, out_write))
+    serving = asyncio.create_task(server.serve(dispatcher))
     received: asyncio.Queue[Any] = asyncio.Queue()
     reader = asyncio.create_task(_read_frames(out_read, received))
     yield Wire(in_write, received, server, serving)
@@ -152,8 +152,8 @@ async def test_a_batch_answers_every_request_and_no_notification(wire: Wire):
 async def test_progress_notifications_are_latest_wins_and_keep_their_place(wire: Wire):
     # Queue several before the writer can run: only the last of a key survives, in its first slot.
     for percent in (1, 2, 3):
-        wire.server.notify("progress", {"percent": percent}, latest_key=("progress", "s1"))
-    wire.server.notify("complete", {"done": True})
+        wire.server.emit("progress", {"percent": percent}, latest_key=("progress", "s1"))
+    wire.server.emit("complete", {"done": True})
     first, second = await wire.next(), await wire.next()
     assert first == {"jsonrpc": "2.0", "method": "progress", "params": {"percent": 3}}
     assert second["method"] == "complete"

@@ -1,0 +1,22 @@
+"""Reads the app's `locs` rows the import needs: a location's identity and folder-naming fields."""
+
+from dataclasses import dataclass
+
+from sidecar.db.connection import Database
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRow:
+    locid: str
+    loc12: str
+    locnam: str
+    slocnam: str | None
+    type: str | None
+    address_state: str | None
+
+
+async def find_location(db: Database, locid: str) -> LocationRow | None:
+    row = await db.fetch_one(
+        "SELECT locid, loc12, locnam, slocnam, type, address_state FROM locs WHERE locid = ?", (locid,)
+    )
+    return None if row is None else LocationRow(*row)

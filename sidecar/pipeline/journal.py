@@ -1,0 +1,479 @@
+"""All SQL of an import's own bookkeeping: the app's `import_sessions` row and our per-file journal.
+
+The journal is what makes an import resumable per file: each file's row records how far it got
+(scanned → hashed → copied → validated → finalized, or duplicate / failed), so a resumed import
+reads what is left instead of holding every file in memory.
+"""
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from sidecar.db.connection import MAX_VARIABLES, Database, chunked, insert_many
+from sidecar.pipeline.media import MediaType
+
+
+class FileState(StrEnum):
+    SCANNED = "scanned"
+    HASHED = "hashed"
+    COPIED = "copied"
+    VALIDATED = "validated"
+    FINALIZED = "finalized"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+class Step(StrEnum):
+    SCAN = "scan"
+    HASH = "hash"
+    COPY = "copy"
+    VALIDATE = "validate"
+    FINALIZE = "finalize"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    session_id: str
+    locid: str
+    status: str
+    last_step: int
+    can_resume: bool
+    started_at: str
+    source_paths: list[str]
+    request: dict[str, Any]
+    archive_root: str
+    import_id: str
+    user_id: str | None
+    username: str | None
+    skipped: int
+    jobs_queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewFile:
+    file_id: int
+    path: str
+    size: int
+    media_type: MediaType | None  # None for a scan error: the file was never classified
+    extension: str
+    parent_id: int | None = None
+    raw_pair_id: int | None = None
+    live_pair_id: int | None = None
+    state: FileState = FileState.SCANNED
+    error: str | None = None  # a scan error: the row is born failed
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFile:
+    file_id: int
+    path: str
+    size: int
+    media_type: MediaType
+    extension: str
+    state: FileState
+    hash: str | None
+    target: str | None
+    parent_id: int | None
+    raw_pair_id: int | None
+    live_pair_id: int | None
+    # The parent's progress, for sidecars (which follow their parent into the archive).
+    parent_state: FileState | None
+    parent_hash: str | None
+    parent_target: str | None
+    # Partners' hashes (known from the hash step), handed to the jobs that use them.
+    raw_pair_hash: str | None
+    live_pair_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpdate:
+    file_id: int
+    state: FileState
+    hash: str | None = None
+    target: str | None = None
+    strategy: str | None = None
+    error_step: Step | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Counts over a session's journal: (state, media type) → files and bytes."""
+
+    files: dict[tuple[FileState, MediaType | None], int]
+    bytes: dict[tuple[FileState, MediaType | None], int]
+    failed_by_step: dict[Step, int]
+    strategies: dict[str, int]
+
+    def count(self, *states: FileState, sidecars: bool | None = None) -> int:
+        return sum(n for (s, m), n in self.files.items() if s in states and _is_kind(m, sidecars))
+
+    def size(self, *states: FileState, sidecars: bool | None = None) -> int:
+        return sum(n for (s, m), n in self.bytes.items() if s in states and _is_kind(m, sidecars))
+
+
+def _is_kind(media_type: MediaType | None, sidecars: bool | None) -> bool:
+    return sidecars is None or (media_type is MediaType.SIDECAR) == sidecars
+
+
+_FILE_COLUMNS = (
+    "session_id",
+    "file_id",
+    "source",
+    "size",
+    "media_type",
+    "extension",
+    "parent_id",
+    "raw_pair_id",
+    "live_pair_id",
+    "state",
+    "error_step",
+    "error",
+)
+_PAGE_SQL = """
+SELECT f.file_id, f.source, f.size, f.media_type, f.extension, f.state, f.hash, f.target,
+       f.parent_id, f.raw_pair_id, f.live_pair_id, p.state, p.hash, p.target, r.hash, l.hash
+FROM aus_import_files f
+LEFT JOIN aus_import_files p ON p.session_id = f.session_id AND p.file_id = f.parent_id
+LEFT JOIN aus_import_files r ON r.session_id = f.session_id AND r.file_id = f.raw_pair_id
+LEFT JOIN aus_import_files l ON l.session_id = f.session_id AND l.file_id = f.live_pair_id
+WHERE f.session_id = ? AND f.state = ? AND f.file_id > ? AND (f.media_type = 'sidecar') = ?
+ORDER BY f.file_id
+LIMIT ?
+"""
+_MEDIA_TABLES = {
+    MediaType.IMAGE: ("imgs", "imghash"),
+    MediaType.VIDEO: ("vids", "vidhash"),
+    MediaType.DOCUMENT: ("docs", "dochash"),
+    MediaType.MAP: ("maps", "maphash"),
+}
+
+
+def media_table(media_type: MediaType) -> tuple[str, str]:
+    """The app's table and hash column for a media type (sidecars have none)."""
+    return _MEDIA_TABLES[media_type]
+
+
+class Journal:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def create_session(self, record: SessionRecord) -> None:
+        """Written before step 1, so even a crash in the scan leaves a resumable session."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO import_sessions (session_id, locid, status, source_paths, started_at,"
+                " can_resume, last_step) VALUES (?, ?, 'pending', ?, ?, 1, 0)",
+                (
+                    record.session_id,
+                    record.locid,
+                    orjson.dumps(record.source_paths).decode(),
+                    record.started_at,
+                ),
+            )
+            await conn.execute(
+                "INSERT INTO aus_import_sessions (session_id, request, archive_root, import_id, user_id,"
+                " username, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.session_id,
+                    orjson.dumps(record.request).decode(),
+                    record.archive_root,
+                    record.import_id,
+                    record.user_id,
+                    record.username,
+                    record.started_at,
+                ),
+            )
+
+    async def load_session(self, session_id: str) -> SessionRecord | None:
+        row = await self._db.fetch_one(
+            "SELECT s.session_id, s.locid, s.status, s.last_step, s.can_resume, s.started_at, s.source_paths,"
+            " a.request, a.archive_root, a.import_id, a.user_id, a.username, a.skipped, a.jobs_queued"
+            " FROM import_sessions s JOIN aus_import_sessions a ON a.session_id = s.session_id"
+            " WHERE s.session_id = ?",
+            (session_id,),
+        )
+        if row is None:
+            return None
+        return SessionRecord(
+            session_id=row[0],
+            locid=row[1],
+            status=row[2],
+            last_step=row[3] or 0,
+            can_resume=bool(row[4]),
+            started_at=row[5],
+            source_paths=orjson.loads(row[6]),
+            request=orjson.loads(row[7]),
+            archive_root=row[8],
+            import_id=row[9],
+            user_id=row[10],
+            username=row[11],
+            skipped=row[12],
+            jobs_queued=row[13],
+        )
+
+    async def resumable(self) -> list[dict[str, Any]]:
+        rows = await self._db.fetch_all(
+            "SELECT s.session_id, s.locid, s.status, s.last_step, s.started_at, s.total_files,"
+            " s.processed_files FROM import_sessions s"
+            " JOIN aus_import_sessions a ON a.session_id = s.session_id"
+            " WHERE s.can_resume = 1 AND s.status NOT IN ('completed', 'cancelled')"
+            " ORDER BY s.started_at DESC, s.rowid DESC"
+        )
+        return [
+            {
+                "sessionId": r[0],
+                "locid": r[1],
+                "status": r[2],
+                "lastStep": r[3] or 0,
+                "startedAt": r[4],
+                "totalFiles": r[5] or 0,
+                "processedFiles": r[6] or 0,
+            }
+            for r in rows
+        ]
+
+    async def set_status(
+        self,
+        session_id: str,
+        status: str,
+        *,
+        last_step: int | None = None,
+        can_resume: bool = True,
+        error: str | None = None,
+        completed_at: str | None = None,
+        tally: Tally | None = None,
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await self.write_status(
+                conn,
+                session_id,
+                status,
+                last_step=last_step,
+                can_resume=can_resume,
+                error=error,
+                completed_at=completed_at,
+                tally=tally,
+            )
+
+    async def write_status(
+        self,
+        conn: Any,
+        session_id: str,
+        status: str,
+        *,
+        last_step: int | None = None,
+        can_resume: bool = True,
+        error: str | None = None,
+        completed_at: str | None = None,
+        tally: Tally | None = None,
+    ) -> None:
+        """The same as set_status, inside the caller's transaction."""
+        await conn.execute(
+            "UPDATE import_sessions SET status = ?, last_step = COALESCE(?, last_step), can_resume = ?,"
+            " error = ?, completed_at = ? WHERE session_id = ?",
+            (status, last_step, int(can_resume), error, completed_at, session_id),
+        )
+        if tally is not None:
+            all_states = tuple(FileState)
+            await conn.execute(
+                "UPDATE import_sessions SET total_files = ?, total_bytes = ?, processed_files = ?,"
+                " duplicate_files = ?, error_files = ?, processed_bytes = ? WHERE session_id = ?",
+                (
+                    tally.count(*all_states, sidecars=False),
+                    tally.size(*all_states),
+                    tally.count(FileState.FINALIZED, sidecars=False),
+                    tally.count(FileState.DUPLICATE, sidecars=False),
+                    tally.count(FileState.FAILED),
+                    tally.size(FileState.COPIED, FileState.VALIDATED, FileState.FINALIZED),
+                    session_id,
+                ),
+            )
+
+    async def add_skipped(self, session_id: str, skipped: int) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE aus_import_sessions SET skipped = skipped + ? WHERE session_id = ?",
+                (skipped, session_id),
+            )
+
+    # -- files ---------------------------------------------------------------------------------
+
+    async def restart_scan(self, session_id: str) -> None:
+        """A scan that did not finish is redone from the start (nothing was copied before it ends)."""
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM aus_import_files WHERE session_id = ?", (session_id,))
+            await conn.execute(
+                "UPDATE aus_import_sessions SET skipped = 0 WHERE session_id = ?", (session_id,)
+            )
+
+    async def add_files(self, session_id: str, files: Sequence[NewFile], skipped: int) -> None:
+        async with self._db.transaction() as conn:
+            await insert_many(
+                conn,
+                "aus_import_files",
+                _FILE_COLUMNS,
+                (
+                    (
+                        session_id,
+                        f.file_id,
+                        os.fsencode(f.path),
+                        f.size,
+                        f.media_type.value if f.media_type else "",
+                        f.extension,
+                        f.parent_id,
+                        f.raw_pair_id,
+                        f.live_pair_id,
+                        f.state.value,
+                        Step.SCAN.value if f.error else None,
+                        f.error,
+                    )
+                    for f in files
+                ),
+            )
+            if skipped:
+                await conn.execute(
+                    "UPDATE aus_import_sessions SET skipped = skipped + ? WHERE session_id = ?",
+                    (skipped, session_id),
+                )
+
+    async def page(
+        self, session_id: str, state: FileState, *, sidecars: bool, after: int, max_files: int, max_bytes: int
+    ) -> list[JournalFile]:
+        """The next files in `state` after file_id `after`, at most max_files and (past the first
+        file) max_bytes, so every page ends soon enough to notice a cancel."""
+        rows = await self._db.fetch_all(_PAGE_SQL, (session_id, state.value, after, int(sidecars), max_files))
+        page: list[JournalFile] = []
+        total = 0
+        for r in rows:
+            total += r[2]
+            if page and total > max_bytes:
+                break
+            page.append(
+                JournalFile(
+                    file_id=r[0],
+                    path=os.fsdecode(r[1]),
+                    size=r[2],
+                    media_type=MediaType(r[3]),
+                    extension=r[4],
+                    state=FileState(r[5]),
+                    hash=r[6],
+                    target=r[7],
+                    parent_id=r[8],
+                    raw_pair_id=r[9],
+                    live_pair_id=r[10],
+                    parent_state=None if r[11] is None else FileState(r[11]),
+                    parent_hash=r[12],
+                    parent_target=r[13],
+                    raw_pair_hash=r[14],
+                    live_pair_hash=r[15],
+                )
+            )
+        return page
+
+    async def update_files(self, session_id: str, updates: Iterable[FileUpdate], conn: Any = None) -> None:
+        sql = (
+            "UPDATE aus_import_files SET state = ?, hash = COALESCE(?, hash), target = COALESCE(?, target),"
+            " strategy = COALESCE(?, strategy), error_step = ?, error = ?"
+            " WHERE session_id = ? AND file_id = ?"
+        )
+        rows = [
+            (u.state.value, u.hash, u.target, u.strategy, u.error_step, u.error, session_id, u.file_id)
+            for u in updates
+        ]
+        if conn is not None:
+            await conn.executemany(sql, rows)
+            return
+        async with self._db.transaction() as own:
+            await own.executemany(sql, rows)
+
+    async def tally(self, session_id: str) -> Tally:
+        rows = await self._db.fetch_all(
+            "SELECT state, media_type, error_step, strategy, count(*), sum(size) FROM aus_import_files"
+            " WHERE session_id = ? GROUP BY state, media_type, error_step, strategy",
+            (session_id,),
+        )
+        files: dict[tuple[FileState, MediaType | None], int] = {}
+        sizes: dict[tuple[FileState, MediaType | None], int] = {}
+        by_step: dict[Step, int] = {}
+        strategies: dict[str, int] = {}
+        for state, media, step, strategy, count, size in rows:
+            key = (FileState(state), MediaType(media) if media else None)
+            files[key] = files.get(key, 0) + count
+            sizes[key] = sizes.get(key, 0) + (size or 0)
+            if step:
+                by_step[Step(step)] = by_step.get(Step(step), 0) + count
+            if strategy:
+                strategies[strategy] = strategies.get(strategy, 0) + count
+        return Tally(files, sizes, by_step, strategies)
+
+    async def failures(self, session_id: str, limit: int) -> list[dict[str, str]]:
+        rows = await self._db.fetch_all(
+            "SELECT source, error_step, error FROM aus_import_files WHERE session_id = ? AND state = 'failed'"
+            " ORDER BY file_id LIMIT ?",
+            (session_id, limit),
+        )
+        return [{"path": os.fsdecode(r[0]), "step": r[1], "message": r[2] or ""} for r in rows]
+
+    async def unfinalized_targets(self, session_id: str) -> list[str]:
+        """Archive paths this session wrote (or meant to) whose rows were never committed."""
+        rows = await self._db.fetch_all(
+            "SELECT DISTINCT target FROM aus_import_files WHERE session_id = ? AND target IS NOT NULL"
+            " AND state != 'finalized'",
+            (session_id,),
+        )
+        return [r[0] for r in rows]
+
+    async def uncopy(self, session_id: str) -> None:
+        """After a failure removed the uncommitted copies, their files go back to `hashed`, so a
+        resume copies them again."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE aus_import_files SET state = 'hashed', target = NULL, strategy = NULL"
+                " WHERE session_id = ? AND state IN ('copied', 'validated')",
+                (session_id,),
+            )
+
+    async def target_folders(self, session_id: str) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT DISTINCT target FROM aus_import_files WHERE session_id = ? AND target IS NOT NULL",
+            (session_id,),
+        )
+        return sorted({os.path.dirname(r[0]) for r in rows})
+
+    async def referenced(self, paths: Sequence[str]) -> set[str]:
+        """Which of these archive paths a media row (any import, any location) points at."""
+        found: set[str] = set()
+        for chunk in chunked(paths, MAX_VARIABLES):
+            marks = ", ".join("?" * len(chunk))
+            for table, prefix in (("imgs", "img"), ("vids", "vid"), ("docs", "doc"), ("maps", "map")):
+                rows = await self._db.fetch_all(
+                    f"SELECT {prefix}loc FROM {table} WHERE {prefix}loc IN ({marks})", chunk
+                )
+                found.update(r[0] for r in rows)
+        return found
+
+    async def known_hashes(self, session_id: str, media_type: MediaType, hashes: Sequence[str]) -> set[str]:
+        """Hashes already archived for this media type, or already claimed by an earlier file of
+        this import (duplicates within one import are caught too, unlike the app)."""
+        table, column = media_table(media_type)
+        found: set[str] = set()
+        for chunk in chunked(sorted(set(hashes)), MAX_VARIABLES):
+            marks = ", ".join("?" * len(chunk))
+            rows = await self._db.fetch_all(
+                f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk
+            )
+            found.update(r[0] for r in rows)
+            rows = await self._db.fetch_all(
+                f"SELECT hash FROM aus_import_files WHERE session_id = ? AND media_type = ?"
+                f" AND hash IN ({marks}) AND state IN ('hashed', 'copied', 'validated', 'finalized')",
+                (session_id, media_type.value, *chunk),
+            )
+            found.update(r[0] for r in rows)
+        return found

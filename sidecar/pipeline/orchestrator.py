@@ -1,0 +1,393 @@
+"""Imports, one at a time, first come first served: start, resume, cancel, status.
+
+A queued import already has its `pending` session row. Each import ends in a result summary
+(never per-file arrays) and an `import:v2:complete` event, whatever its status; an import
+interrupted by shutdown stays resumable and its caller is told so.
+"""
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sidecar.db import settings
+from sidecar.db.connection import Database
+from sidecar.db.locations import LocationRow, find_location
+from sidecar.errors import (
+    ArchiveNotConfigured,
+    InvalidParams,
+    LocationNotFound,
+    SessionNotFound,
+    SessionNotResumable,
+    ShuttingDown,
+)
+from sidecar.log import get_logger
+from sidecar.pipeline.bytepool import BytePool
+from sidecar.pipeline.events import EventSink
+from sidecar.pipeline.finalizer import Finalizer
+from sidecar.pipeline.journal import FileState, Journal, SessionRecord, Step
+from sidecar.pipeline.layout import Location, UnsafeLocation, location_folder
+from sidecar.pipeline.progress import ImportProgress
+from sidecar.pipeline.run import Cancelled, ImportFailed, ImportRun, Interrupted, RunFlags, sweep_temp_files
+from sidecar.timestamps import now_iso
+
+MAX_ERRORS = 1000
+# At shutdown the running page may finish for this long before in-flight copies are stopped.
+SHUTDOWN_PAGE_GRACE_S = 4.0
+
+log = get_logger(__name__)
+
+
+@dataclass
+class _Ticket:
+    session_id: str
+    done: "asyncio.Future[dict[str, Any]]"
+    flags: RunFlags = field(default_factory=RunFlags)
+    progress: ImportProgress | None = None
+
+
+class ImportOrchestrator:
+    def __init__(
+        self,
+        db: Database,
+        pool: BytePool,
+        sink: EventSink,
+        archive_override: Path | None = None,
+        allow_hardlinks: bool = False,
+    ) -> None:
+        self._db = db
+        self._pool = pool
+        self._sink = sink
+        self._archive_override = archive_override
+        self._allow_hardlinks = allow_hardlinks
+        self._journal = Journal(db)
+        self._finalizer = Finalizer(db, self._journal)
+        self._queue: deque[_Ticket] = deque()
+        self._wakeup = asyncio.Event()
+        self._current: _Ticket | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- the methods behind import:v2:* ---------------------------------------------------------
+
+    async def start(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Validate, write the pending session, queue it, and resolve when it ends."""
+        archive_root = await self._archive_root()
+        row = await find_location(self._db, params["locid"])
+        if row is None:
+            raise LocationNotFound(locid=params["locid"])
+        request = {key: params.get(key) for key in ("locid", "loc12", "address_state", "type", "slocnam")}
+        try:
+            location_folder(Path(archive_root), _location(row, request))
+        except UnsafeLocation as exc:
+            raise InvalidParams([{"path": "/0", "message": str(exc)}]) from None
+        user = await settings.current_user(self._db)
+        record = SessionRecord(
+            session_id=str(uuid.uuid4()),
+            locid=row.locid,
+            status="pending",
+            last_step=0,
+            can_resume=True,
+            started_at=now_iso(),
+            source_paths=_absolute(params["paths"]),
+            request=request,
+            archive_root=archive_root,
+            import_id=str(uuid.uuid4()),
+            user_id=user.user_id if user else None,
+            username=user.username if user else None,
+            skipped=0,
+            jobs_queued=0,
+        )
+        await self._journal.create_session(record)
+        log.info("import queued", extra={"action": "import.queued", "session": record.session_id})
+        return await self._enqueue(record.session_id)
+
+    async def resume(self, session_id: str) -> dict[str, Any]:
+        record = await self._journal.load_session(session_id)
+        if record is None:
+            raise SessionNotFound(sessionId=session_id)
+        if not record.can_resume or record.status in ("completed", "cancelled"):
+            raise SessionNotResumable(sessionId=session_id, status=record.status)
+        if self._ticket(session_id) is not None:
+            raise SessionNotResumable("Session is already running or queued", sessionId=session_id)
+        return await self._enqueue(session_id)
+
+    async def cancel(self, session_id: str) -> dict[str, Any]:
+        current = self._current
+        if current is not None and current.session_id == session_id:
+            current.flags.cancelled = True
+            self._pool.cancel()  # in-flight copies stop at their next chunk
+            return {"cancelled": True}
+        queued = next((t for t in self._queue if t.session_id == session_id), None)
+        if queued is None:
+            return {"cancelled": False, "reason": "No active import found"}
+        self._queue.remove(queued)
+        started = now_iso()
+        await self._journal.set_status(
+            session_id, "cancelled", can_resume=False, error="Import cancelled", completed_at=started
+        )
+        result = await self._result(session_id, "cancelled", started, "Import cancelled")
+        self._complete(result)
+        queued.done.set_result(result)
+        return {"cancelled": True}
+
+    def status(self) -> dict[str, Any]:
+        queued = [t.session_id for t in self._queue]
+        current = self._current
+        if current is None or current.progress is None:
+            return {"sessionId": None, "status": "idle", "progress": None, "queued": queued}
+        progress = current.progress.snapshot()
+        return {
+            "sessionId": current.session_id,
+            "status": progress["status"],
+            "progress": progress,
+            "queued": queued,
+        }
+
+    async def resumable(self) -> list[dict[str, Any]]:
+        active = {t.session_id for t in self._queue} | (
+            {self._current.session_id} if self._current else set()
+        )
+        return [s for s in await self._journal.resumable() if s["sessionId"] not in active]
+
+    # -- the worker ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Runs queued imports one after another until cancelled."""
+        while True:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            ticket = self._queue.popleft()
+            self._current = ticket
+            self._idle.clear()
+            try:
+                await self._execute(ticket)
+            finally:
+                self._current = None
+                self._idle.set()
+
+    async def shutdown(self) -> None:
+        """Stop taking work; the running import stops at a page boundary and stays resumable."""
+        for ticket in self._queue:
+            if not ticket.done.done():
+                ticket.done.set_exception(ShuttingDown(sessionId=ticket.session_id))
+        self._queue.clear()
+        current = self._current
+        if current is None:
+            return
+        current.flags.interrupted = True
+        try:
+            async with asyncio.timeout(SHUTDOWN_PAGE_GRACE_S):
+                await self._idle.wait()
+        except TimeoutError:
+            self._pool.cancel()  # a long copy in flight: stop it at its next chunk
+            await self._idle.wait()
+
+    async def _enqueue(self, session_id: str) -> dict[str, Any]:
+        ticket = _Ticket(session_id, asyncio.get_running_loop().create_future())
+        self._queue.append(ticket)
+        self._wakeup.set()
+        # Shielded: if the caller goes away the import still runs to its end.
+        return await asyncio.shield(ticket.done)
+
+    def _ticket(self, session_id: str) -> _Ticket | None:
+        if self._current is not None and self._current.session_id == session_id:
+            return self._current
+        return next((t for t in self._queue if t.session_id == session_id), None)
+
+    async def _execute(self, ticket: _Ticket) -> None:
+        sid = ticket.session_id
+        started = now_iso()
+        record = await self._journal.load_session(sid)
+        assert record is not None
+        progress = ImportProgress(sid, self._sink, record.status)
+        ticket.progress = progress
+        log.info("import started", extra={"action": "import.start", "session": sid, "resumed": record.status})
+        status, error = "failed", None
+        try:
+            row = await find_location(self._db, record.locid)
+            if row is None:
+                raise ImportFailed("Location not found")
+            run = ImportRun(
+                self._db,
+                self._journal,
+                self._finalizer,
+                self._pool,
+                record,
+                _location(row, record.request),
+                progress,
+                self._allow_hardlinks,
+                ticket.flags,
+            )
+            await run.execute()
+            await self._finish(record)
+            status = "completed"
+        except Cancelled:
+            status, error = "cancelled", "Import cancelled"
+            await self._discard_unfinalized(record, resumable=False)
+            await self._journal.set_status(sid, status, can_resume=False, error=error, completed_at=now_iso())
+        except Interrupted:
+            progress.close()
+            log.info("import interrupted", extra={"action": "import.interrupted", "session": sid})
+            ticket.done.set_exception(
+                ShuttingDown("The sidecar is shutting down; the import is resumable", sessionId=sid)
+            )
+            return
+        except ImportFailed as exc:
+            error = str(exc)
+            await self._fail(record, error)
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception(
+                "import failed", extra={"action": "import.error", "session": sid, "incident": incident}
+            )
+            error = f"Internal error (incident {incident})"
+            await self._fail(record, error)
+        finally:
+            self._pool.clear_cancel()
+        progress.finish(status)
+        progress.close()
+        result = await self._result(sid, status, started, error)
+        log.info("import ended", extra={"action": "import.end", "session": sid, "status": status})
+        self._complete(result)
+        if not ticket.done.done():
+            ticket.done.set_result(result)
+
+    async def _finish(self, record: SessionRecord) -> None:
+        """Completed: per-location jobs and the final status in one transaction, then remove what
+        failed validation left behind."""
+        tally = await self._journal.tally(record.session_id)
+        now = now_iso()
+        async with self._db.transaction() as conn:
+            if tally.count(FileState.FINALIZED, sidecars=False):
+                await self._finalizer.queue_location_jobs(conn, record, now)
+            await self._journal.write_status(
+                conn,
+                record.session_id,
+                "completed",
+                last_step=5,
+                can_resume=False,
+                completed_at=now,
+                tally=tally,
+            )
+        await self._discard_unfinalized(record, resumable=False)
+
+    async def _fail(self, record: SessionRecord, error: str) -> None:
+        await self._discard_unfinalized(record, resumable=True)
+        tally = await self._journal.tally(record.session_id)
+        await self._journal.set_status(record.session_id, "failed", can_resume=True, error=error, tally=tally)
+
+    async def _discard_unfinalized(self, record: SessionRecord, resumable: bool) -> None:
+        """Keep the archive invariant: every file under org-* has its row. Copies this session made
+        that were never committed are removed (unless some row uses that very file)."""
+        sid = record.session_id
+        targets = await self._journal.unfinalized_targets(sid)
+        in_use = await self._journal.referenced(targets)
+        folders = await self._journal.target_folders(sid)
+        await asyncio.to_thread(_remove, [t for t in targets if t not in in_use])
+        await asyncio.to_thread(sweep_temp_files, folders)
+        if resumable:
+            await self._journal.uncopy(sid)
+
+    async def _archive_root(self) -> str:
+        if self._archive_override is not None:
+            return str(self._archive_override)
+        folder = await settings.archive_folder(self._db)
+        if folder is None:
+            raise ArchiveNotConfigured()
+        return folder
+
+    async def _result(self, sid: str, status: str, started: str, error: str | None) -> dict[str, Any]:
+        record = await self._journal.load_session(sid)
+        assert record is not None
+        tally = await self._journal.tally(sid)
+        failures = await self._journal.failures(sid, MAX_ERRORS + 1)
+        failed = tally.failed_by_step
+        everything = tuple(FileState)
+        completed = now_iso()
+        result: dict[str, Any] = {
+            "sessionId": sid,
+            "status": status,
+            "scanResult": {
+                "totalFiles": tally.count(*everything) - failed.get(Step.SCAN, 0),
+                "totalBytes": tally.size(*everything),
+                "skipped": record.skipped,
+            },
+            "hashResult": {
+                "totalDuplicates": tally.count(FileState.DUPLICATE, sidecars=False),
+                "totalErrors": failed.get(Step.HASH, 0),
+            },
+            "copyResult": {
+                "totalBytes": tally.size(FileState.COPIED, FileState.VALIDATED, FileState.FINALIZED),
+                "totalErrors": failed.get(Step.COPY, 0),
+                "strategy": max(tally.strategies, key=tally.strategies.__getitem__, default="copy"),
+            },
+            "validationResult": {"totalInvalid": failed.get(Step.VALIDATE, 0)},
+            "finalizationResult": {
+                "totalFinalized": tally.count(FileState.FINALIZED, sidecars=False),
+                "totalErrors": failed.get(Step.FINALIZE, 0),
+                "jobsQueued": record.jobs_queued,
+            },
+            "errors": failures[:MAX_ERRORS],
+            "startedAt": started,
+            "completedAt": completed,
+            "totalDurationMs": _ms_between(started, completed),
+        }
+        if len(failures) > MAX_ERRORS:
+            result["errorsTruncated"] = True
+        if error is not None:
+            result["error"] = error
+        return result
+
+    def _complete(self, result: dict[str, Any]) -> None:
+        self._sink.emit(
+            "import:v2:complete",
+            {
+                "sessionId": result["sessionId"],
+                "status": result["status"],
+                "totalImported": result["finalizationResult"]["totalFinalized"],
+                "totalDuplicates": result["hashResult"]["totalDuplicates"],
+                "totalErrors": sum(
+                    result[key]["totalErrors"] for key in ("hashResult", "copyResult", "finalizationResult")
+                )
+                + result["validationResult"]["totalInvalid"]
+                + sum(1 for e in result["errors"] if e["step"] == "scan"),
+                "totalDurationMs": result["totalDurationMs"],
+                "jobsQueued": result["finalizationResult"]["jobsQueued"],
+            },
+        )
+
+
+def _location(row: LocationRow, request: dict[str, Any]) -> Location:
+    """The folder comes from the location's row, falling back to the values the import was given."""
+    return Location(
+        locid=row.locid,
+        loc12=row.loc12,
+        locnam=row.locnam,
+        slocnam=row.slocnam if row.slocnam is not None else request.get("slocnam"),
+        type=row.type if row.type is not None else request.get("type"),
+        address_state=row.address_state if row.address_state is not None else request.get("address_state"),
+    )
+
+
+def _absolute(paths: Sequence[str]) -> list[str]:
+    # The app sends absolute paths; a relative one would depend on where the sidecar was started.
+    return [os.path.abspath(p) for p in paths]
+
+
+def _remove(paths: Sequence[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _ms_between(start: str, end: str) -> int:
+    elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)  # 3.11 parses the trailing Z
+    return max(0, int(elapsed.total_seconds() * 1000))

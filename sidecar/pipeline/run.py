@@ -1,0 +1,473 @@
+"""One import session carried through its five steps, file by file, from the journal.
+
+Each step pages through the files still in its input state, hands the byte work to the process
+pool, and commits each page's outcomes in one short transaction. A page ends within about half a
+second of work, so cancel and shutdown are noticed quickly; a crash loses at most one page,
+which a resume redoes (copies are idempotent: a target with the right content is kept).
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar, cast
+
+from sidecar.db.connection import Database
+from sidecar.log import get_logger
+from sidecar.pipeline.bytepool import BytePool
+from sidecar.pipeline.finalizer import Finalizer
+from sidecar.pipeline.journal import (
+    FileState,
+    FileUpdate,
+    Journal,
+    JournalFile,
+    NewFile,
+    SessionRecord,
+    Step,
+)
+from sidecar.pipeline.layout import (
+    Location,
+    UnsafeLocation,
+    archive_name,
+    contained,
+    location_folder,
+    media_folder,
+)
+from sidecar.pipeline.media import MediaType
+from sidecar.pipeline.progress import ImportProgress
+from sidecar.pipeline.scanner import InputDone, ScanError, ScanItem, ScannedFile, Skipped, scan
+from sidecar.timestamps import now_iso
+from sidecar.workers.bytework import (
+    CopyOutcome,
+    CopyRequest,
+    HashOutcome,
+    ValidateOutcome,
+    ValidateRequest,
+    copy_files,
+    hash_files,
+    validate_files,
+)
+
+PAGE_FILES = 2048
+PAGE_BYTES = 512 << 20
+SCAN_CHUNK = 512
+TEMP_SUFFIX = ".aus-tmp"
+
+log = get_logger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Cancelled(Exception):
+    """Import cancelled"""
+
+
+class Interrupted(Exception):
+    """The sidecar is shutting down; the session stays resumable"""
+
+
+class ImportFailed(Exception):
+    """The import cannot go on (archive unusable, disk full); the session stays resumable."""
+
+
+@dataclass
+class RunFlags:
+    """Set from outside (cancel, shutdown), read between pages and by the scanner's thread."""
+
+    cancelled: bool = False
+    interrupted: bool = False
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise Cancelled()
+        if self.interrupted:
+            raise Interrupted()
+
+
+@dataclass
+class ImportRun:
+    db: Database
+    journal: Journal
+    finalizer: Finalizer
+    pool: BytePool
+    session: SessionRecord
+    location: Location
+    progress: ImportProgress
+    allow_hardlinks: bool
+    flags: RunFlags = field(default_factory=RunFlags)
+    from_medium: bool = True
+    stop_reason: str | None = None  # set when copying had to stop early (disk full)
+
+    @property
+    def sid(self) -> str:
+        return self.session.session_id
+
+    @property
+    def root(self) -> Path:
+        return Path(self.session.archive_root)
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        """Run what is left of the session. Raises Cancelled, Interrupted or ImportFailed."""
+        await asyncio.to_thread(self._check_archive_root)
+        if self.session.last_step < 2:  # the scan never finished (hashing starts only after it)
+            await self._scan()
+        else:
+            await asyncio.to_thread(sweep_temp_files, await self.journal.target_folders(self.sid))
+        await self._hash()
+        await self._copy()
+        await self._validate()
+        await self._finalize()
+        if self.stop_reason is not None:
+            raise ImportFailed(self.stop_reason)
+
+    def _check_archive_root(self) -> None:
+        root = self.session.archive_root
+        if not os.path.isdir(root):
+            raise ImportFailed(f"Archive folder does not exist: {root}")
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise ImportFailed(f"Archive folder is not writable: {root}")
+
+    async def _enter(self, step: int, status: str, work_state: FileState, *, by_files: bool = False) -> None:
+        tally = await self.journal.tally(self.sid)
+        total_files = tally.count(*FileState) - tally.failed_by_step.get(Step.SCAN, 0)
+        total_bytes = tally.size(*FileState)
+        left_files = tally.count(work_state)
+        left_bytes = tally.size(work_state)
+        # The session row first: what the app reads after an event must already be true.
+        await self.journal.set_status(self.sid, status, last_step=step, tally=tally)
+        self.progress.set_totals(total_files, total_bytes)
+        self.progress.duplicates = tally.count(FileState.DUPLICATE, sidecars=False)
+        self.progress.errors = tally.count(FileState.FAILED)
+        self.progress.begin_step(
+            step,
+            work=left_files if by_files else left_bytes,
+            files_processed=total_files - left_files,
+            bytes_processed=total_bytes - left_bytes,
+        )
+
+    async def _scan(self) -> None:
+        await self.journal.restart_scan(self.sid)
+        paths = self.session.source_paths
+        await self.journal.set_status(self.sid, "scanning", last_step=1)
+        self.progress.begin_step(1, work=len(paths), files_processed=0, bytes_processed=0)
+        items = scan(paths, self.session.archive_root, lambda: self.flags.cancelled or self.flags.interrupted)
+        folder: list[ScanItem] = []
+        next_id = 1
+        while chunk := await asyncio.to_thread(_take, items, SCAN_CHUNK):
+            for item in chunk:
+                # Grouping refers only within a folder, so a folder is written once it is complete.
+                if folder and _folder_of(item) != _folder_of(folder[-1]):
+                    next_id = await self._record_folder(folder, next_id)
+                    folder = []
+                folder.append(item)
+            self.flags.check()
+        await self._record_folder(folder, next_id)
+        self.flags.check()
+
+    async def _record_folder(self, items: Sequence[ScanItem], next_id: int) -> int:
+        ids: dict[str, int] = {}
+        for item in items:
+            if isinstance(item, ScannedFile | ScanError):
+                ids[item.path] = next_id
+                next_id += 1
+        rows: list[NewFile] = []
+        skipped = 0
+        for item in items:
+            if isinstance(item, ScannedFile):
+                rows.append(
+                    NewFile(
+                        file_id=ids[item.path],
+                        path=item.path,
+                        size=item.size,
+                        media_type=item.media_type,
+                        extension=item.extension,
+                        parent_id=ids.get(item.parent) if item.parent else None,
+                        raw_pair_id=ids.get(item.raw_pair) if item.raw_pair else None,
+                        live_pair_id=ids.get(item.live_pair) if item.live_pair else None,
+                    )
+                )
+                self.progress.advance(files=1, size=item.size, current_file=item.path)
+            elif isinstance(item, ScanError):
+                rows.append(
+                    NewFile(
+                        ids[item.path], item.path, 0, None, "", state=FileState.FAILED, error=item.message
+                    )
+                )
+                self.progress.count(errors=1)
+            elif isinstance(item, Skipped):
+                skipped += 1
+            elif isinstance(item, InputDone):
+                self.progress.advance(work=1)
+        if rows or skipped:
+            await self.journal.add_files(self.sid, rows, skipped)
+            self.progress.set_totals(
+                self.progress.files_total + len(rows), self.progress.bytes_total + sum(r.size for r in rows)
+            )
+        return next_id
+
+    async def _hash(self) -> None:
+        await self._enter(2, "hashing", FileState.SCANNED)
+        for sidecars in (False, True):
+            async for page in self._pages(FileState.SCANNED, sidecars):
+                outcomes = await self._pool_run(hash_files, page, [f.path for f in page])
+                updates: list[FileUpdate] = []
+                hashed: list[tuple[JournalFile, str]] = []
+                for file, outcome in zip(page, outcomes, strict=True):
+                    if outcome.hash is None:
+                        updates.append(_failed(file, Step.HASH, outcome.error or "Hashing failed"))
+                    else:
+                        hashed.append((file, outcome.hash))
+                updates.extend(await self._classify_hashed(hashed))
+                await self.journal.update_files(self.sid, updates)
+                self._count(updates)
+
+    async def _classify_hashed(self, hashed: Sequence[tuple[JournalFile, str]]) -> list[FileUpdate]:
+        """Duplicates: the hash is archived already for this media type, or an earlier file of this
+        import has it. Sidecars are never duplicates on their own (they follow their parent)."""
+        known: dict[MediaType, set[str]] = {}
+        for media_type in {f.media_type for f, _ in hashed if f.media_type is not MediaType.SIDECAR}:
+            known[media_type] = await self.journal.known_hashes(
+                self.sid, media_type, [h for f, h in hashed if f.media_type is media_type]
+            )
+        updates = []
+        for file, digest in hashed:
+            seen = known.get(file.media_type)
+            if seen is not None and digest in seen:
+                updates.append(FileUpdate(file.file_id, FileState.DUPLICATE, hash=digest))
+            else:
+                if seen is not None:
+                    seen.add(digest)  # a later identical file in this page is a duplicate of this one
+                updates.append(FileUpdate(file.file_id, FileState.HASHED, hash=digest))
+        return updates
+
+    async def _copy(self) -> None:
+        await self._enter(3, "copying", FileState.HASHED)
+        folder = location_folder(self.root, self.location)
+        for sidecars in (False, True):
+            async for page in self._pages(FileState.HASHED, sidecars):
+                if self.stop_reason is not None:
+                    return
+                planned, updates = await asyncio.to_thread(self._plan_copies, page, folder)
+                if planned:
+                    requests = [
+                        CopyRequest(f.path, target, f.hash or "", self.allow_hardlinks)
+                        for f, target in planned
+                    ]
+                    outcomes = await self._pool_run(copy_files, [f for f, _ in planned], requests)
+                    for (file, target), outcome in zip(planned, outcomes, strict=True):
+                        update = self._copied(file, target, outcome)
+                        if update is not None:
+                            updates.append(update)
+                await self.journal.update_files(self.sid, updates)
+                self._count(updates)
+                self.flags.check()
+
+    def _plan_copies(
+        self, page: Sequence[JournalFile], folder: Path
+    ) -> tuple[list[tuple[JournalFile, str]], list[FileUpdate]]:
+        """Where each file goes; runs on a thread (it looks at the archive for sidecar targets)."""
+        planned: list[tuple[JournalFile, str]] = []
+        updates: list[FileUpdate] = []
+        taken: set[str] = set()
+        for file in page:
+            assert file.hash is not None
+            try:
+                target = self._target(file, folder, taken)
+            except _FollowsParent as fate:
+                updates.append(fate.update)
+                continue
+            except UnsafeLocation as exc:
+                updates.append(_failed(file, Step.COPY, str(exc)))
+                continue
+            taken.add(target)
+            planned.append((file, target))
+        return planned, updates
+
+    def _target(self, file: JournalFile, folder: Path, taken: set[str]) -> str:
+        assert file.hash is not None
+        loc12 = self.location.loc12
+        if file.media_type is not MediaType.SIDECAR:
+            name = archive_name(file.hash, file.extension)
+            return str(contained(self.root, media_folder(folder, file.media_type, loc12) / name))
+        if file.parent_id is not None:
+            if file.parent_state is FileState.DUPLICATE:
+                raise _FollowsParent(FileUpdate(file.file_id, FileState.DUPLICATE))
+            if file.parent_state is FileState.FAILED:
+                raise _FollowsParent(_failed(file, Step.COPY, "Not archived: the file it belongs to failed"))
+            if file.parent_target and file.parent_hash:
+                beside = os.path.join(
+                    os.path.dirname(file.parent_target), archive_name(file.parent_hash, file.extension)
+                )
+                # Never overwrite a sidecar already there (its name is the parent's hash, not its own).
+                if beside not in taken and not os.path.lexists(beside):
+                    return str(contained(self.root, Path(beside)))
+        name = archive_name(file.hash, file.extension)
+        return str(contained(self.root, media_folder(folder, MediaType.SIDECAR, loc12) / name))
+
+    def _copied(self, file: JournalFile, target: str, outcome: CopyOutcome) -> FileUpdate | None:
+        if outcome.error is None:
+            return FileUpdate(file.file_id, FileState.COPIED, target=target, strategy=outcome.strategy)
+        if outcome.error_kind == "cancelled":
+            return None
+        if outcome.error_kind == "disk_full":
+            # The file stays hashed: a resume copies it once space is freed.
+            self.stop_reason = outcome.error
+            return None
+        return _failed(file, Step.COPY, outcome.error)
+
+    async def _validate(self) -> None:
+        await self._enter(4, "validating", FileState.COPIED)
+        for sidecars in (False, True):
+            async for page in self._pages(FileState.COPIED, sidecars):
+                outcomes = await self._validated(page)
+                updates = []
+                for file, outcome in zip(page, outcomes, strict=True):
+                    self.from_medium = self.from_medium and outcome.from_medium
+                    if outcome.matches:
+                        updates.append(FileUpdate(file.file_id, FileState.VALIDATED))
+                    elif outcome.error is not None:
+                        updates.append(
+                            _failed(file, Step.VALIDATE, f"Could not re-read the copy: {outcome.error}")
+                        )
+                    else:
+                        updates.append(
+                            _failed(
+                                file,
+                                Step.VALIDATE,
+                                f"Hash mismatch: expected {file.hash}, got {outcome.hash}"
+                                " (the source changed while it was imported?)",
+                            )
+                        )
+                await self.journal.update_files(self.sid, updates)
+                self._count(updates)
+
+    async def _validated(self, page: Sequence[JournalFile]) -> list[ValidateOutcome]:
+        """Re-hash from the medium. A read error is retried; a mismatch is copied again once (the
+        copier replaces a damaged target) and checked again. Neither deletes a good copy."""
+        requests = [ValidateRequest(f.target or "", f.hash or "") for f in page]
+        outcomes = await self._pool_run(validate_files, page, requests)
+        again = [i for i, o in enumerate(outcomes) if not o.matches]
+        if not again:
+            return outcomes
+        self.flags.check()
+        mismatched = [i for i in again if outcomes[i].error is None]
+        if mismatched:
+            copies = [
+                CopyRequest(page[i].path, page[i].target or "", page[i].hash or "", False) for i in mismatched
+            ]
+            await self.pool.run(copy_files, copies, [page[i].size for i in mismatched], failure=_copy_failure)
+        retried = await self.pool.run(
+            validate_files,
+            [requests[i] for i in again],
+            [page[i].size for i in again],
+            failure=_validate_failure,
+        )
+        for i, outcome in zip(again, retried, strict=True):
+            outcomes[i] = outcome
+        return outcomes
+
+    async def _finalize(self) -> None:
+        await self._enter(5, "finalizing", FileState.VALIDATED, by_files=True)
+        for sidecars in (False, True):
+            async for page in self._pages(FileState.VALIDATED, sidecars):
+                result = await self.finalizer.commit(self.session, page, now_iso())
+                self.progress.advance(work=len(page), files=len(page), size=sum(f.size for f in page))
+                self.progress.count(duplicates=result.duplicates)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _pages(self, state: FileState, sidecars: bool) -> AsyncIterator[list[JournalFile]]:
+        after = 0
+        while True:
+            self.flags.check()
+            page = await self.journal.page(
+                self.sid, state, sidecars=sidecars, after=after, max_files=PAGE_FILES, max_bytes=PAGE_BYTES
+            )
+            if not page:
+                return
+            after = page[-1].file_id
+            yield page
+
+    async def _pool_run(
+        self, fn: Callable[[list[T]], list[R]], page: Sequence[JournalFile], items: Sequence[T]
+    ) -> list[R]:
+        """Byte work for a page, with live progress per file as its batch completes."""
+
+        def done(index: int, _: object) -> None:
+            file = page[index]
+            self.progress.advance(
+                work=file.size, files=1, size=file.size, current_file=os.path.basename(file.path)
+            )
+
+        failure = cast(Callable[[T, str], R], _FAILURES[fn])
+        return await self.pool.run(
+            fn, list(items), [f.size for f in page], on_item_done=done, failure=failure
+        )
+
+    def _count(self, updates: Sequence[FileUpdate]) -> None:
+        self.progress.count(
+            duplicates=sum(1 for u in updates if u.state is FileState.DUPLICATE),
+            errors=sum(1 for u in updates if u.state is FileState.FAILED),
+        )
+
+
+class _FollowsParent(Exception):
+    def __init__(self, update: FileUpdate) -> None:
+        self.update = update
+
+
+def _failed(file: JournalFile, step: Step, message: str) -> FileUpdate:
+    return FileUpdate(file.file_id, FileState.FAILED, error_step=step, error=message)
+
+
+def _hash_failure(_: object, message: str) -> HashOutcome:
+    return HashOutcome(None, None, message)
+
+
+def _copy_failure(_: object, message: str) -> CopyOutcome:
+    return CopyOutcome(False, None, 0, message, "source")
+
+
+def _validate_failure(_: object, message: str) -> ValidateOutcome:
+    return ValidateOutcome(None, False, False, message)
+
+
+_FAILURES: dict[object, Callable[[object, str], object]] = {
+    hash_files: _hash_failure,
+    copy_files: _copy_failure,
+    validate_files: _validate_failure,
+}
+
+
+def _take(items: Iterator[ScanItem], count: int) -> list[ScanItem]:
+    chunk: list[ScanItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= count:
+            break
+    return chunk
+
+
+def _folder_of(item: ScanItem) -> str:
+    return "" if isinstance(item, InputDone) else os.path.dirname(item.path)
+
+
+def sweep_temp_files(folders: Sequence[str]) -> int:
+    """Remove temp files a crash left behind (the copier names them `.<name>.<token>.aus-tmp`)."""
+    removed = 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed

@@ -1,0 +1,125 @@
+"""Helpers for import tests: a location row as the app writes it, sample sources, and the archive
+invariant of SPEC §6 checked from the outside (the files on disk and the app's tables)."""
+
+import os
+import sqlite3
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+MEDIA = {
+    "img": ("imgs", "imghash", "imgloc"),
+    "vid": ("vids", "vidhash", "vidloc"),
+    "doc": ("docs", "dochash", "docloc"),
+    "map": ("maps", "maphash", "maploc"),
+}
+
+
+@dataclass(frozen=True)
+class LocationFixture:
+    locid: str
+    loc12: str
+    params: dict[str, Any]
+
+    def start_params(self, *paths: Path | str) -> list[dict[str, Any]]:
+        return [{**self.params, "paths": [str(p) for p in paths]}]
+
+
+def add_location(
+    db_path: Path,
+    *,
+    locnam: str = "Old Factory",
+    slocnam: str | None = "old-factory",
+    type_: str | None = "Factory",
+    state: str | None = "NY",
+    user: tuple[str, str] | None = ("user-1", "alice"),
+) -> LocationFixture:
+    locid = str(uuid.uuid4())
+    loc12 = locid.replace("-", "")[:12]
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute(
+            "INSERT INTO locs (locid, loc12, locnam, slocnam, type, address_state, locadd)"
+            " VALUES (?, ?, ?, ?, ?, ?, '2025-01-01T00:00:00.000Z')",
+            (locid, loc12, locnam, slocnam, type_, state),
+        )
+        if user is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO settings (key, value)"
+                " VALUES ('current_user_id', ?), ('current_user', ?)",
+                user,
+            )
+    params = {"locid": locid, "loc12": loc12, "address_state": state, "type": type_, "slocnam": slocnam}
+    return LocationFixture(locid, loc12, params)
+
+
+def write(path: Path, data: bytes | int, seed: int = 0) -> Path:
+    """Write a file: given bytes, or that many pseudo-random bytes (distinct per path and seed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, int):
+        data = _random_bytes(data, f"{path}:{seed}")
+    path.write_bytes(data)
+    return path
+
+
+def _random_bytes(size: int, key: str) -> bytes:
+    return blake3.blake3(key.encode()).digest(length=size)
+
+
+def hash16(path: Path) -> str:
+    return blake3.blake3(path.read_bytes()).hexdigest(length=8)
+
+
+def rows(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(db_path)) as db:
+        return list(db.execute(sql, params))
+
+
+def assert_archive_invariant(db_path: Path, archive: Path) -> None:
+    """Every media file under org-* has its row; every row's file exists with its hash; sidecars
+    sit beside a row's file or in org-misc; no temp file anywhere."""
+    temps = [p for p in archive.rglob("*") if p.name.endswith(".aus-tmp")]
+    assert not temps, f"temp files left: {temps}"
+    by_kind: dict[str, dict[str, str]] = {}
+    for kind, (table, hash_col, loc_col) in MEDIA.items():
+        by_kind[kind] = dict(rows(db_path, f"SELECT {loc_col}, {hash_col} FROM {table}"))
+        for location, digest in by_kind[kind].items():
+            file = Path(location)
+            assert file.is_absolute() and file.is_file(), f"row without its file: {location}"
+            assert hash16(file) == digest, f"{location} does not have its hash {digest}"
+    all_rows = {loc for locs in by_kind.values() for loc in locs}
+    row_stems = {Path(loc).parent / Path(loc).stem for loc in all_rows}
+    for file in archive.glob("locations/*/*/org-*/*"):
+        kind = file.parent.name.split("-")[1]
+        if kind == "misc":
+            continue  # orphan sidecars: no app table holds them
+        if str(file) in by_kind.get(kind, {}):
+            continue
+        # A sidecar beside its parent: <parent hash><sidecar ext>.
+        assert file.parent / file.stem in row_stems and file.suffix in {
+            ".xmp",
+            ".srt",
+            ".thm",
+            ".lrf",
+            ".json",
+            ".xml",
+        }, f"file without a row: {file}"
+
+
+def org_files(archive: Path) -> list[Path]:
+    return sorted(p for p in archive.glob("locations/*/*/org-*/*") if p.is_file())
+
+
+def is_iso(text: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", text))
+
+
+def stat_key(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns

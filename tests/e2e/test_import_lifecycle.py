@@ -1,0 +1,170 @@
+"""Imports interrupted on purpose: cancel, a queue, kill -9 at every step then resume, disk full."""
+
+import asyncio
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SidecarPaths, Spawn
+from tests.e2e.archive_checks import add_location, assert_archive_invariant, org_files, rows, stat_key, write
+from tests.sidecar_client import RpcError, SidecarProcess
+
+
+def big_files(folder: Path, count: int, size: int) -> Path:
+    for i in range(count):
+        write(folder / f"clip_{i:03d}.mp4", size, seed=i)
+    return folder
+
+
+async def test_cancel_stops_removes_uncommitted_copies_and_is_final(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    source = big_files(tmp_path / "big", 12, 32 << 20)
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
+    copying = await client.notification("import:v2:progress", lambda p: p["status"] == "copying")
+    assert await client.request("import:v2:cancel", [copying["sessionId"]]) == {"cancelled": True}
+    result = await start
+    assert result["status"] == "cancelled" and result["error"] == "Import cancelled"
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    assert org_files(sidecar_paths.archive) == []  # nothing was committed, so nothing stays
+    assert await client.request("import:v2:resumable") == []
+    with pytest.raises(RpcError) as error:
+        await client.request("import:v2:resume", [result["sessionId"]])
+    assert error.value.data["kind"] == "session_not_resumable"
+    complete = await client.notification("import:v2:complete")
+    assert complete["status"] == "cancelled"
+
+
+async def test_imports_run_one_at_a_time_in_order_and_a_queued_one_can_be_cancelled(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    first = asyncio.create_task(
+        client.request("import:v2:start", location.start_params(big_files(tmp_path / "a", 6, 16 << 20)))
+    )
+    running = await client.notification("import:v2:progress")
+    second = asyncio.create_task(
+        client.request("import:v2:start", location.start_params(write(tmp_path / "b" / "x.jpg", 100)))
+    )
+    third = asyncio.create_task(
+        client.request("import:v2:start", location.start_params(write(tmp_path / "c" / "y.jpg", 100)))
+    )
+    async with asyncio.timeout(30):
+        while len((status := await client.request("import:v2:status"))["queued"]) < 2:
+            frames = len(client.frames)
+            await client.wait_for(lambda n=frames: len(client.frames) > n)  # the next progress event
+    assert status["sessionId"] == running["sessionId"] and status["status"] in ("hashing", "copying")
+    second_id, third_id = status["queued"]
+    [(queued_status,)] = rows(
+        sidecar_paths.db, "SELECT status FROM import_sessions WHERE session_id = ?", (second_id,)
+    )
+    assert queued_status == "pending"
+    assert await client.request("import:v2:cancel", [second_id]) == {"cancelled": True}
+    assert (await second)["status"] == "cancelled"
+    assert (await first)["status"] == "completed"
+    assert (await third)["sessionId"] == third_id
+    order = [n["sessionId"] for n in client.of("import:v2:complete")]
+    assert order == [second_id, running["sessionId"], third_id]
+
+
+@pytest.mark.parametrize("step", ["hashing", "copying", "validating", "finalizing"])
+async def test_kill_at_any_step_then_resume_loses_and_duplicates_nothing(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path, step: str
+):
+    args = [*sidecar_paths.args(), "--hash-workers", "1"]
+    client = await spawn_sidecar(args)
+    location = add_location(sidecar_paths.db)
+    source = tmp_path / "many"
+    for i in range(3000):
+        write(source / f"{i // 300:02d}" / f"IMG_{i:04d}.jpg", 2048, seed=i)
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
+    seen = await client.notification("import:v2:progress", lambda p: p["status"] == step, timeout=120)
+    await client.kill()
+    start.cancel()
+    [(status,)] = rows(sidecar_paths.db, "SELECT status FROM import_sessions")
+    assert status == step, "the kill did not land in the step under test"
+    journal = dict(
+        rows(sidecar_paths.db, "SELECT target, state FROM aus_import_files WHERE target IS NOT NULL")
+    )
+    kept = {p: stat_key(p) for p in org_files(sidecar_paths.archive) if journal.get(str(p)) == "validated"}
+
+    client = await spawn_sidecar(args)
+    [resumable] = await client.request("import:v2:resumable")
+    assert resumable["sessionId"] == seen["sessionId"] and resumable["status"] == step
+    result = await client.request("import:v2:resume", [seen["sessionId"]], timeout=120)
+    assert result["status"] == "completed", result
+    assert rows(sidecar_paths.db, "SELECT count(*), count(DISTINCT imghash) FROM imgs") == [(3000, 3000)]
+    assert rows(sidecar_paths.db, "SELECT img_count FROM imports") == [(3000,)]
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM jobs WHERE queue = 'exiftool'") == [(3000,)]
+    assert {p: stat_key(p) for p in kept} == kept, "a validated file was copied again"
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    assert rows(sidecar_paths.db, "PRAGMA integrity_check") == [("ok",)]
+    assert (await client.notification("import:v2:complete"))["status"] == "completed"
+
+
+@pytest.fixture
+def small_archive(sidecar_paths: SidecarPaths) -> Iterator[Path]:
+    """The archive on a 3 MiB tmpfs (root may mount here; refusing is a failure, not a skip)."""
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(sidecar_paths.archive)], capture_output=True
+    )
+    assert mounted.returncode == 0, f"cannot mount a tmpfs for the disk-full test: {mounted.stderr!r}"
+    try:
+        yield sidecar_paths.archive
+    finally:
+        subprocess.run(["umount", "-l", str(sidecar_paths.archive)], check=False)
+
+
+async def test_disk_full_fails_cleanly_and_resumes_once_space_is_freed(
+    sidecar: SidecarProcess, sidecar_paths: SidecarPaths, tmp_path: Path, small_archive: Path
+):
+    location = add_location(sidecar_paths.db)
+    source = big_files(tmp_path / "src", 5, 1 << 20)
+    result = await sidecar.request("import:v2:start", location.start_params(source))
+    assert result["status"] == "failed", result
+    assert "Disk full" in result["error"]
+    finalized = result["finalizationResult"]["totalFinalized"]
+    assert 0 < finalized < 5
+    assert_archive_invariant(sidecar_paths.db, small_archive)
+    [resumable] = await sidecar.request("import:v2:resumable")
+    assert resumable["sessionId"] == result["sessionId"]
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_archive)], check=True)
+    resumed = await sidecar.request("import:v2:resume", [result["sessionId"]])
+    assert resumed["status"] == "completed"
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM vids") == [(5,)]
+    assert_archive_invariant(sidecar_paths.db, small_archive)
+
+
+async def test_shutdown_during_an_import_leaves_it_resumable(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    args = [*sidecar_paths.args(), "--hash-workers", "1"]
+    client = await spawn_sidecar(args)
+    location = add_location(sidecar_paths.db)
+    start = asyncio.create_task(
+        client.request("import:v2:start", location.start_params(big_files(tmp_path / "big", 10, 24 << 20)))
+    )
+    copying = await client.notification("import:v2:progress", lambda p: p["status"] == "copying")
+    assert await client.request("sidecar:shutdown") == {"ok": True}
+    with pytest.raises(RpcError) as error:
+        await start
+    assert error.value.data["kind"] == "shutting_down"
+    assert await client.wait_exit(10) == 0
+
+    client = await spawn_sidecar(args)
+    [resumable] = await client.request("import:v2:resumable")
+    assert resumable["sessionId"] == copying["sessionId"]
+    result = await client.request("import:v2:resume", [copying["sessionId"]], timeout=120)
+    assert result["status"] == "completed"
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM vids") == [(10,)]
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    with closing(sqlite3.connect(sidecar_paths.db)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

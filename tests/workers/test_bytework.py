@@ -1,0 +1,354 @@
+"""The byte-work functions called in-process on real files: hashes as b3sum computes them, durable
+copies that never leave a partial file under the final name, re-hashes that tell a read error
+from a mismatch."""
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sidecar.workers import bytework
+from sidecar.workers.bytework import (
+    COPY_CHUNK,
+    TEMP_SUFFIX,
+    CopyOutcome,
+    CopyRequest,
+    ValidateRequest,
+    copy_files,
+    hash_files,
+    init_worker,
+    validate_files,
+)
+
+
+def b3sum(path: Path) -> str:
+    out = subprocess.run(
+        ["/usr/bin/b3sum", "--no-names", str(path)], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()[:16]
+
+
+def write_random(path: Path, size: int) -> Path:
+    """Real (not sparse) data; a repeated random block keeps big files cheap to make."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(min(size, 1 << 20) or 1)
+    with path.open("wb") as f:
+        remaining = size
+        while remaining:
+            n = min(remaining, len(block))
+            f.write(block[:n])
+            remaining -= n
+    return path
+
+
+def temps_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+
+
+def digest_of(path: Path) -> str:
+    outcome = hash_files([str(path)])[0]
+    assert outcome.hash is not None, outcome.error
+    return outcome.hash
+
+
+@pytest.fixture(autouse=True)
+def no_cancel_flag() -> Iterator[None]:
+    init_worker(None)
+    yield
+    init_worker(None)
+
+
+class Tmpfs:
+    """A small tmpfs mounted for one test (we run as root here); unmounted at teardown."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.mounted: list[Path] = []
+
+    def mount(self, name: str, options: str) -> Path:
+        where = self.root / name
+        where.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"could not mount a tmpfs at {where} (these tests need root and mount rights): "
+                f"{done.stderr.strip()}"
+            )
+        self.mounted.append(where)
+        return where
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
+    mounts = Tmpfs(tmp_path)
+    yield mounts
+    for where in reversed(mounts.mounted):
+        subprocess.run(["umount", str(where)], check=True)
+
+
+# -- hashing ---------------------------------------------------------------------------------------
+
+
+def test_hash_matches_b3sum_and_reports_missing_files_without_failing_the_rest(tmp_path: Path) -> None:
+    files = [
+        write_random(tmp_path / "empty", 0),
+        write_random(tmp_path / "one", 1),
+        write_random(tmp_path / "mib_plus_one", (1 << 20) + 1),
+        write_random(tmp_path / "few_mb", 5_300_017),
+    ]
+    paths = [str(f) for f in files]
+    paths.insert(2, str(tmp_path / "missing"))
+    outcomes = hash_files(paths)
+    assert outcomes[2].hash is None and outcomes[2].size is None
+    assert outcomes[2].error == "No such file or directory"
+    del outcomes[2]
+    for path, outcome in zip(files, outcomes, strict=True):
+        assert outcome.error is None
+        assert outcome.hash == b3sum(path)
+        assert outcome.size == path.stat().st_size
+
+
+def test_hash_refuses_what_is_not_a_regular_file_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # opening it for reading would block forever without O_NONBLOCK
+    outcomes = hash_files([str(fifo), str(tmp_path)])
+    assert [o.error for o in outcomes] == ["Not a regular file", "Not a regular file"]
+
+
+# -- copying ---------------------------------------------------------------------------------------
+
+
+def request(source: Path, target: Path, **kw: bool) -> CopyRequest:
+    return CopyRequest(str(source), str(target), digest_of(source), **kw)
+
+
+def test_copy_creates_the_folder_and_an_identical_file_with_no_temp_left(tmp_path: Path) -> None:
+    source = write_random(tmp_path / "src" / "clip.mov", 3 * COPY_CHUNK + 12345)
+    target = tmp_path / "archive" / "a" / "b" / "0123456789abcdef.mov"
+    [outcome] = copy_files([request(source, target)])
+    assert outcome == CopyOutcome(True, "copy", source.stat().st_size, None, None)  # ext4: no reflink
+    assert target.read_bytes() == source.read_bytes()
+    assert target.stat().st_ino != source.stat().st_ino
+    assert temps_under(tmp_path) == []
+
+
+def test_many_small_files_are_flushed_with_one_syncfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = bytework._syncfs
+    monkeypatch.setattr(bytework, "_syncfs", lambda folder: calls.append(folder) or real(folder))
+    sources = [write_random(tmp_path / "src" / f"{i}.jpg", 1000 + i) for i in range(20)]
+    targets = [tmp_path / "archive" / f"d{i % 3}" / f"{i}.jpg" for i in range(20)]
+    outcomes = copy_files([request(s, t) for s, t in zip(sources, targets, strict=True)])
+    assert [o.error for o in outcomes] == [None] * 20
+    assert len(calls) == 1
+    assert all(t.read_bytes() == s.read_bytes() for s, t in zip(sources, targets, strict=True))
+    assert temps_under(tmp_path) == []
+
+
+def test_few_large_files_are_flushed_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(bytework, "_syncfs", lambda folder: synced.append(folder) or True)
+    monkeypatch.setattr(bytework.os, "fsync", lambda fd: fsynced.append(fd) or real_fsync(fd))
+    sources = [write_random(tmp_path / "src" / f"{i}.mov", 6 << 20) for i in range(2)]
+    outcomes = copy_files([request(s, tmp_path / "archive" / s.name) for s in sources])
+    assert [o.created for o in outcomes] == [True, True]
+    assert synced == []
+    assert len(fsynced) == 3  # two temps, then their one folder
+
+
+def test_a_good_existing_copy_is_kept_untouched(tmp_path: Path) -> None:
+    source = write_random(tmp_path / "src.jpg", 200_000)
+    target = tmp_path / "archive" / "x.jpg"
+    target.parent.mkdir()
+    target.write_bytes(source.read_bytes())
+    before = target.stat()
+    [outcome] = copy_files([request(source, target)])
+    assert outcome == CopyOutcome(False, None, 0, None, None)
+    after = target.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_damaged_existing_copy_is_replaced(tmp_path: Path) -> None:
+    source = write_random(tmp_path / "src.jpg", 200_000)
+    target = tmp_path / "archive" / "x.jpg"
+    target.parent.mkdir()
+    target.write_bytes(source.read_bytes()[:-1] + b"!")
+    [outcome] = copy_files([request(source, target)])
+    assert outcome.created and outcome.error is None
+    assert target.read_bytes() == source.read_bytes()
+    assert temps_under(tmp_path) == []
+
+
+def test_something_else_under_the_target_name_is_a_target_error(tmp_path: Path) -> None:
+    source = write_random(tmp_path / "src.jpg", 10)
+    target = tmp_path / "archive" / "x.jpg"
+    target.mkdir(parents=True)
+    [outcome] = copy_files([request(source, target)])
+    assert outcome.error_kind == "target" and not outcome.created
+    assert target.is_dir()
+
+
+def test_a_missing_source_is_a_source_error_and_leaves_nothing(tmp_path: Path) -> None:
+    good = write_random(tmp_path / "good.jpg", 5000)
+    target = tmp_path / "archive" / "gone.jpg"
+    outcomes = copy_files(
+        [
+            CopyRequest(str(tmp_path / "gone.jpg"), str(target), "0" * 16),
+            request(good, tmp_path / "archive" / "good.jpg"),
+        ]
+    )
+    assert outcomes[0].error_kind == "source" and not outcomes[0].created
+    assert outcomes[0].error == "Could not read the source: No such file or directory"
+    assert outcomes[1].created and outcomes[1].error is None
+    assert not target.exists()
+    assert temps_under(tmp_path) == []
+
+
+def test_a_source_that_shrinks_while_copied_is_a_source_error(tmp_path: Path) -> None:
+    source = write_random(tmp_path / "src.mov", 3 * COPY_CHUNK)
+    target = tmp_path / "archive" / "x.mov"
+    req = request(source, target)
+
+    class TruncateMidCopy:
+        """Not a cancel: the check between chunks is where the source gets cut short."""
+
+        calls = 0
+
+        def is_set(self) -> bool:
+            self.calls += 1
+            if self.calls == 3:  # the request's check, before chunk 1, then after chunk 1
+                os.truncate(source, COPY_CHUNK + 10)
+            return False
+
+    init_worker(TruncateMidCopy())
+    [outcome] = copy_files([req])
+    assert outcome.error_kind == "source"
+    assert outcome.error == (
+        f"The source changed while it was copied: expected {3 * COPY_CHUNK} bytes, copied {COPY_CHUNK + 10}"
+    )
+    assert not target.exists()
+    assert temps_under(tmp_path) == []
+
+
+def test_hardlinks_only_when_allowed(tmp_path: Path) -> None:
+    source = write_random(tmp_path / "src.jpg", 4000)
+    [linked, copied] = copy_files(
+        [
+            request(source, tmp_path / "archive" / "linked.jpg", allow_hardlink=True),
+            request(source, tmp_path / "archive" / "copied.jpg"),
+        ]
+    )
+    assert (linked.strategy, linked.bytes) == ("hardlink", 4000)
+    assert (tmp_path / "archive" / "linked.jpg").stat().st_ino == source.stat().st_ino
+    assert copied.strategy == "copy"
+    assert (tmp_path / "archive" / "copied.jpg").stat().st_ino != source.stat().st_ino
+    assert temps_under(tmp_path) == []
+
+
+def test_disk_full_is_reported_and_cleaned_up_while_a_small_file_still_fits(
+    tmp_path: Path, tmpfs: Tmpfs
+) -> None:
+    archive = tmpfs.mount("small", "size=2m")
+    big = write_random(tmp_path / "big.mov", 5_000_000)
+    small = write_random(tmp_path / "small.jpg", 10_000)
+    big_target = archive / "org" / "big.mov"
+    small_target = archive / "org" / "small.jpg"
+    [big_out, small_out] = copy_files([request(big, big_target), request(small, small_target)])
+    assert big_out == CopyOutcome(False, None, 0, f"Disk full: {big_target}", "disk_full")
+    assert not big_target.exists()
+    assert temps_under(archive) == []
+    assert small_out.created and small_out.error is None
+    assert small_target.read_bytes() == small.read_bytes()
+
+
+def test_a_read_only_archive_is_a_target_error(tmp_path: Path, tmpfs: Tmpfs) -> None:
+    archive = tmpfs.mount("ro", "size=1m,ro")
+    source = write_random(tmp_path / "a.jpg", 100)
+    [outcome] = copy_files([request(source, archive / "org" / "a.jpg")])
+    assert outcome.error_kind == "target"
+    assert outcome.error is not None and "Read-only file system" in outcome.error
+
+
+def test_cancelled_before_starting(tmp_path: Path) -> None:
+    event = threading.Event()
+    event.set()
+    init_worker(event)
+    source = write_random(tmp_path / "big.mov", 200 << 20)
+    target = tmp_path / "archive" / "big.mov"
+    [outcome] = copy_files([CopyRequest(str(source), str(target), "0" * 16)])
+    assert outcome == CopyOutcome(False, None, 0, "Cancelled", "cancelled")
+    assert not target.exists()
+    assert temps_under(tmp_path) == []
+
+
+def test_cancelled_mid_copy_removes_the_temp(tmp_path: Path) -> None:
+    class SetAfterFirstChunk:
+        calls = 0
+        temp_size_when_set = -1
+
+        def is_set(self) -> bool:
+            self.calls += 1
+            if self.calls == 3:  # the request's check, before chunk 1, then after chunk 1
+                [temp] = temps_under(tmp_path)
+                self.temp_size_when_set = temp.stat().st_size
+            return self.calls >= 3
+
+    flag = SetAfterFirstChunk()
+    init_worker(flag)
+    source = write_random(tmp_path / "big.mov", 200 << 20)
+    target = tmp_path / "archive" / "big.mov"
+    [outcome] = copy_files([CopyRequest(str(source), str(target), "0" * 16)])
+    assert outcome == CopyOutcome(False, None, 0, "Cancelled", "cancelled")
+    assert flag.temp_size_when_set == COPY_CHUNK
+    assert not target.exists()
+    assert temps_under(tmp_path) == []
+
+
+# -- validating ------------------------------------------------------------------------------------
+
+
+def test_validate_reads_from_the_medium_and_tells_mismatch_from_read_error(tmp_path: Path) -> None:
+    source = write_random(tmp_path / "src.jpg", 3_000_000)
+    expected = digest_of(source)
+    copy = tmp_path / "archive" / "x.jpg"
+    copy_files([CopyRequest(str(source), str(copy), expected)])
+    [good] = validate_files([ValidateRequest(str(copy), expected)])
+    assert (good.hash, good.matches, good.error) == (expected, True, None)
+    assert good.from_medium is sys.platform.startswith("linux")
+
+    with copy.open("r+b") as f:
+        f.seek(1_500_000)
+        f.write(b"\x00corrupt\x00")
+    [bad, missing] = validate_files(
+        [ValidateRequest(str(copy), expected), ValidateRequest(str(tmp_path / "nope.jpg"), expected)]
+    )
+    assert bad.matches is False and bad.error is None
+    assert bad.hash == b3sum(copy) != expected
+    assert missing.matches is False and missing.hash is None
+    assert missing.error == "No such file or directory"
+
+
+def test_copy_outcome_never_claims_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush failure (an I/O error surfacing at fsync) fails that file and removes its temp."""
+    source = write_random(tmp_path / "src.mov", 6 << 20)
+    target = tmp_path / "archive" / "x.mov"
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    fsync: Callable[[int], None] = failing_fsync
+    monkeypatch.setattr(bytework.os, "fsync", fsync)
+    [outcome] = copy_files([request(source, target)])
+    assert outcome.error_kind == "target" and outcome.error == f"Could not write {target}: Input/output error"
+    assert not target.exists()
+    assert temps_under(tmp_path) == []
