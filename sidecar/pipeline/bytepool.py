@@ -164,9 +164,13 @@ class BytePool:
                     if on_item_done is not None:
                         on_item_done(start + offset, outcome)
 
-        async with asyncio.TaskGroup() as group:
-            for n in range(min(self._in_flight, len(pending))):
-                group.create_task(drain(), name=f"bytepool-{getattr(fn, '__name__', 'fn')}-{n}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for n in range(min(self._in_flight, len(pending))):
+                    group.create_task(drain(), name=f"bytepool-{getattr(fn, '__name__', 'fn')}-{n}")
+        except BaseExceptionGroup as errors:
+            # Callers see what went wrong (the pool closed, a callback's bug), not the TaskGroup.
+            raise errors.exceptions[0] from errors
         assert all(r is not None for r in results)
         return cast(list[R], results)
 
@@ -238,6 +242,8 @@ class BytePool:
                 elif started + limit_s > now:
                     deadline = started + limit_s
                 else:
+                    # Its BrokenProcessPool (from the kill) is expected: mark it seen, not "never retrieved".
+                    future.add_done_callback(lambda f: f.cancelled() or f.exception())
                     await self._kill(executor, f"a batch exceeded {_seconds(limit_s)} s")
                     return _TIMED_OUT
         finally:

@@ -175,6 +175,7 @@ def copy_files(requests: list[CopyRequest]) -> list[CopyOutcome]:
     is on the medium, and the flushes are shared by the whole call."""
     outcomes: list[CopyOutcome | None] = [None] * len(requests)
     staged: dict[int, _Staged] = {}
+    finished = False
     try:
         for index, request in enumerate(requests):
             result = _stage(request)
@@ -203,9 +204,13 @@ def copy_files(requests: list[CopyRequest]) -> list[CopyOutcome]:
             outcomes[index] = failure
         for index, item in staged.items():
             outcomes[index] = CopyOutcome(True, item.strategy, item.size, None, None)
+        finished = True
     finally:
         for item in staged.values():
-            _close_quietly(item)
+            if finished:
+                _close_quietly(item)
+            else:  # a bug or an interrupt: leave no temp behind (a renamed one is simply not found)
+                _discard(item)
     done = [o for o in outcomes if o is not None]
     assert len(done) == len(requests)
     return done

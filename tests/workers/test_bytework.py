@@ -2,11 +2,12 @@
 copies that never leave a partial file under the final name, re-hashes that tell a read error
 from a mismatch."""
 
+import errno
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,7 +144,12 @@ def test_many_small_files_are_flushed_with_one_syncfs(
 ) -> None:
     calls: list[str] = []
     real = bytework._syncfs
-    monkeypatch.setattr(bytework, "_syncfs", lambda folder: calls.append(folder) or real(folder))
+
+    def counted(folder: str) -> bool:
+        calls.append(folder)
+        return real(folder)
+
+    monkeypatch.setattr(bytework, "_syncfs", counted)
     sources = [write_random(tmp_path / "src" / f"{i}.jpg", 1000 + i) for i in range(20)]
     targets = [tmp_path / "archive" / f"d{i % 3}" / f"{i}.jpg" for i in range(20)]
     outcomes = copy_files([request(s, t) for s, t in zip(sources, targets, strict=True)])
@@ -157,13 +163,38 @@ def test_few_large_files_are_flushed_one_by_one(tmp_path: Path, monkeypatch: pyt
     synced: list[str] = []
     fsynced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(bytework, "_syncfs", lambda folder: synced.append(folder) or True)
-    monkeypatch.setattr(bytework.os, "fsync", lambda fd: fsynced.append(fd) or real_fsync(fd))
+
+    def fake_syncfs(folder: str) -> bool:
+        synced.append(folder)
+        return True
+
+    def counted_fsync(fd: int) -> None:
+        fsynced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(bytework, "_syncfs", fake_syncfs)
+    monkeypatch.setattr(os, "fsync", counted_fsync)
     sources = [write_random(tmp_path / "src" / f"{i}.mov", 6 << 20) for i in range(2)]
     outcomes = copy_files([request(s, tmp_path / "archive" / s.name) for s in sources])
     assert [o.created for o in outcomes] == [True, True]
     assert synced == []
     assert len(fsynced) == 3  # two temps, then their one folder
+
+
+@pytest.mark.parametrize("unavailable", [["copy_file_range"], ["copy_file_range", "sendfile"]])
+def test_copy_falls_back_when_the_kernel_cannot_copy_this_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unavailable: list[str]
+) -> None:
+    def refuse(*args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    for name in unavailable:
+        monkeypatch.setattr(os, name, refuse)
+    source = write_random(tmp_path / "src.mov", 2 * COPY_CHUNK + 777)
+    target = tmp_path / "archive" / "x.mov"
+    [outcome] = copy_files([request(source, target)])
+    assert (outcome.created, outcome.strategy, outcome.error) == (True, "copy", None)
+    assert target.read_bytes() == source.read_bytes()
 
 
 def test_a_good_existing_copy_is_kept_untouched(tmp_path: Path) -> None:
@@ -346,8 +377,7 @@ def test_copy_outcome_never_claims_a_partial_file(tmp_path: Path, monkeypatch: p
     def failing_fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    fsync: Callable[[int], None] = failing_fsync
-    monkeypatch.setattr(bytework.os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     [outcome] = copy_files([request(source, target)])
     assert outcome.error_kind == "target" and outcome.error == f"Could not write {target}: Input/output error"
     assert not target.exists()
