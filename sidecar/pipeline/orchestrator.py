@@ -169,6 +169,15 @@ class ImportOrchestrator:
             self._idle.clear()
             try:
                 await self._execute(ticket)
+            except Exception as exc:
+                # Even bookkeeping can fail (the app holding the database past the busy timeout):
+                # that ends this import's call with an error, never the loop that runs the others.
+                log.exception(
+                    "import bookkeeping failed",
+                    extra={"action": "import.crash", "session": ticket.session_id},
+                )
+                if not ticket.done.done():
+                    ticket.done.set_exception(exc)
             finally:
                 self._current = None
                 self._idle.set()

@@ -373,6 +373,20 @@ class ImportRun:
         await self._enter(5, "finalizing", FileState.VALIDATED, by_files=True)
         for sidecars in (False, True):
             async for page in self._pages(FileState.VALIDATED, sidecars):
+                # A sidecar beside its parent is kept only if the parent got its row.
+                orphaned = [
+                    _failed(f, Step.FINALIZE, "Not archived: the file it belongs to was not archived")
+                    for f in page
+                    if f.parent_target
+                    and f.target
+                    and os.path.dirname(f.target) == os.path.dirname(f.parent_target)
+                    and f.parent_state is not FileState.FINALIZED
+                ]
+                if orphaned:
+                    await self.journal.update_files(self.sid, orphaned)
+                    self._count(orphaned)
+                    dropped = {u.file_id for u in orphaned}
+                    page = [f for f in page if f.file_id not in dropped]
                 result = await self.finalizer.commit(self.session, page, now_iso())
                 self.progress.advance(work=len(page), files=len(page), size=sum(f.size for f in page))
                 self.progress.count(duplicates=result.duplicates)

@@ -168,3 +168,38 @@ async def test_shutdown_during_an_import_leaves_it_resumable(
     assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
     with closing(sqlite3.connect(sidecar_paths.db)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+async def test_sources_that_change_or_vanish_after_hashing_are_per_file_errors(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """Stop the sidecar as copying begins, change and delete not-yet-copied sources, resume:
+    validation catches the changed file, the vanished one is a copy error, the rest imports."""
+    args = [*sidecar_paths.args(), "--hash-workers", "1"]
+    client = await spawn_sidecar(args)
+    location = add_location(sidecar_paths.db)
+    source = tmp_path / "many"
+    for i in range(3000):
+        write(source / f"{i // 300:02d}" / f"IMG_{i:04d}.jpg", 2048, seed=i)
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
+    seen = await client.notification("import:v2:progress", lambda p: p["status"] == "copying", timeout=120)
+    await client.kill()
+    start.cancel()
+    changed, vanished = source / "09" / "IMG_2999.jpg", source / "09" / "IMG_2998.jpg"
+    assert rows(
+        sidecar_paths.db,
+        "SELECT count(*) FROM aus_import_files WHERE state = 'hashed' AND source IN (?, ?)",
+        (bytes(changed), bytes(vanished)),
+    ) == [(2,)], "both files must still be waiting to be copied"
+    write(changed, 2048, seed=-1)
+    vanished.unlink()
+
+    client = await spawn_sidecar(args)
+    result = await client.request("import:v2:resume", [seen["sessionId"]], timeout=120)
+    assert result["status"] == "completed"
+    errors = {e["path"]: e for e in result["errors"]}
+    assert errors.keys() == {str(changed), str(vanished)}
+    assert errors[str(changed)]["step"] == "validate" and "Hash mismatch" in errors[str(changed)]["message"]
+    assert errors[str(vanished)]["step"] == "copy"
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(2998,)]
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
