@@ -19,6 +19,7 @@ from sidecar.errors import ShuttingDown, SidecarError
 from sidecar.log import get_logger
 from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.orchestrator import ImportOrchestrator
+from sidecar.pipeline.sources import ReadOnce
 from sidecar.rpc.contract import Contract
 from sidecar.rpc.dispatcher import Dispatcher, Handler
 from sidecar.rpc.server import JsonRpcServer
@@ -55,7 +56,12 @@ class Sidecar:
             None
             if db is None
             else ImportOrchestrator(
-                db, pool, server, self._config.archive_override, self._config.allow_hardlinks
+                db,
+                pool,
+                server,
+                self._config.archive_override,
+                self._config.allow_hardlinks,
+                ReadOnce(self._config.read_once),
             )
         )
         async with asyncio.TaskGroup() as tasks:

@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="hard-link instead of copying on the same filesystem",
     )
+    serve.add_argument(
+        "--read-once",
+        default="auto",
+        choices=["auto", "always", "never"],
+        help="hash while copying, one read per file (auto: for network shares)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -46,6 +52,7 @@ def _config(args: argparse.Namespace) -> Config:
         hash_workers=args.hash_workers,
         tools=ToolPaths(exiftool=args.exiftool, ffprobe=args.ffprobe, ffmpeg=args.ffmpeg),
         allow_hardlinks=args.allow_hardlinks,
+        read_once=args.read_once,
         log_level=args.log_level,
     )
 

@@ -25,6 +25,7 @@ class Config:
     hash_workers: int | None = None
     tools: ToolPaths = ToolPaths()
     allow_hardlinks: bool = False
+    read_once: str = "auto"  # auto | always | never: see pipeline/sources.py
     log_level: str = "info"
 
 

@@ -138,13 +138,15 @@ class BytePool:
         on_item_done: Callable[[int, R], None] | None = None,
         *,
         failure: Callable[[T, str], R],
+        max_in_flight: int | None = None,
     ) -> list[R]:
         """Run `fn` over `items` in batches and return its outcomes in input order.
 
         `sizes` (bytes per item) sizes the batches and their timeouts. `on_item_done(index, outcome)`
         is called for each item as soon as its batch finishes. `failure(item, message)` builds the
         outcome of an item whose batch crashed twice, timed out or raised (a bug in `fn`): the pool
-        cannot know `fn`'s outcome type, so the caller states it once per call.
+        cannot know `fn`'s outcome type, so the caller states it once per call. `max_in_flight` lowers
+        how many batches run at once (one for a network share, which many parallel reads overwhelm).
         """
         if len(sizes) != len(items):
             raise ValueError(f"{len(items)} items but {len(sizes)} sizes")
@@ -166,7 +168,7 @@ class BytePool:
 
         try:
             async with asyncio.TaskGroup() as group:
-                for n in range(min(self._in_flight, len(pending))):
+                for n in range(min(self._in_flight, max_in_flight or self._in_flight, len(pending))):
                     group.create_task(drain(), name=f"bytepool-{getattr(fn, '__name__', 'fn')}-{n}")
         except BaseExceptionGroup as errors:
             # Callers see what went wrong (the pool closed, a callback's bug), not the TaskGroup.

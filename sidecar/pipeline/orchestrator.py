@@ -6,8 +6,8 @@ interrupted by shutdown stays resumable and its caller is told so.
 """
 
 import asyncio
-import contextlib
 import os
+import shutil
 import uuid
 from collections import deque
 from collections.abc import Sequence
@@ -34,7 +34,17 @@ from sidecar.pipeline.finalizer import Finalizer
 from sidecar.pipeline.journal import FileState, Journal, SessionRecord, Step
 from sidecar.pipeline.layout import Location, UnsafeLocation, location_folder
 from sidecar.pipeline.progress import ImportProgress
-from sidecar.pipeline.run import Cancelled, ImportFailed, ImportRun, Interrupted, RunFlags, sweep_temp_files
+from sidecar.pipeline.run import (
+    Cancelled,
+    ImportFailed,
+    ImportRun,
+    Interrupted,
+    RunFlags,
+    remove_files,
+    staging_folder,
+    sweep_temp_files,
+)
+from sidecar.pipeline.sources import ReadOnce, reads_once
 from sidecar.timestamps import now_iso
 
 MAX_ERRORS = 1000
@@ -60,7 +70,9 @@ class ImportOrchestrator:
         sink: EventSink,
         archive_override: Path | None = None,
         allow_hardlinks: bool = False,
+        read_once: ReadOnce = ReadOnce.AUTO,
     ) -> None:
+        self._read_once = read_once
         self._db = db
         self._pool = pool
         self._sink = sink
@@ -234,6 +246,7 @@ class ImportOrchestrator:
                 progress,
                 self._allow_hardlinks,
                 ticket.flags,
+                read_once=await asyncio.to_thread(reads_once, self._read_once, record.source_paths),
             )
             await run.execute()
             await self._finish(record)
@@ -300,8 +313,9 @@ class ImportOrchestrator:
         targets = await self._journal.unfinalized_targets(sid)
         in_use = await self._journal.referenced(targets)
         folders = await self._journal.target_folders(sid)
-        await asyncio.to_thread(_remove, [t for t in targets if t not in in_use])
+        await asyncio.to_thread(remove_files, [t for t in targets if t not in in_use])
         await asyncio.to_thread(sweep_temp_files, folders)
+        await asyncio.to_thread(shutil.rmtree, staging_folder(record), True)
         if resumable:
             await self._journal.uncopy(sid)
 
@@ -389,12 +403,6 @@ def _location(row: LocationRow, request: dict[str, Any]) -> Location:
 def _absolute(paths: Sequence[str]) -> list[str]:
     # The app sends absolute paths; a relative one would depend on where the sidecar was started.
     return [os.path.abspath(p) for p in paths]
-
-
-def _remove(paths: Sequence[str]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
 
 
 def _ms_between(start: str, end: str) -> int:

@@ -7,9 +7,10 @@ which a resume redoes (copies are idempotent: a target with the right content is
 """
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -42,10 +43,13 @@ from sidecar.workers.bytework import (
     CopyOutcome,
     CopyRequest,
     HashOutcome,
+    StageOutcome,
+    StageRequest,
     ValidateOutcome,
     ValidateRequest,
     copy_files,
     hash_files,
+    stage_files,
     validate_files,
 )
 
@@ -96,6 +100,8 @@ class ImportRun:
     progress: ImportProgress
     allow_hardlinks: bool
     flags: RunFlags = field(default_factory=RunFlags)
+    # Network sources: read each file once (hashed while staged), one batch at a time.
+    read_once: bool = False
     from_medium: bool = True
     stop_reason: str | None = None  # set when copying had to stop early (disk full)
 
@@ -212,17 +218,39 @@ class ImportRun:
         await self._enter(2, "hashing", FileState.SCANNED)
         for sidecars in (False, True):
             async for page in self._pages(FileState.SCANNED, sidecars):
-                outcomes = await self._pool_run(hash_files, page, [f.path for f in page])
+                if self.stop_reason is not None:
+                    return
                 updates: list[FileUpdate] = []
                 hashed: list[tuple[JournalFile, str]] = []
-                for file, outcome in zip(page, outcomes, strict=True):
-                    if outcome.hash is None:
-                        updates.append(_failed(file, Step.HASH, outcome.error or "Hashing failed"))
-                    else:
-                        hashed.append((file, outcome.hash))
+                for file, (digest, error, kind) in zip(page, await self._read(page), strict=True):
+                    if kind == "disk_full":
+                        self.stop_reason = error  # the file stays scanned; a resume reads it again
+                    elif digest is not None:
+                        hashed.append((file, digest))
+                    elif kind != "cancelled":
+                        updates.append(_failed(file, Step.HASH, error or "Hashing failed"))
                 updates.extend(await self._classify_hashed(hashed))
                 await self.journal.update_files(self.sid, updates)
                 self._count(updates)
+                if self.read_once:  # staged copies of files that will not be copied are not needed
+                    dropped = {u.file_id for u in updates if u.state is not FileState.HASHED}
+                    await asyncio.to_thread(
+                        remove_files, [self._staged(f) for f in page if f.file_id in dropped]
+                    )
+                self.flags.check()
+
+    async def _read(self, page: Sequence[JournalFile]) -> list[tuple[str | None, str | None, str | None]]:
+        """(hash, error, error kind) per file: a plain hash, or for network sources the single read
+        that also stages the copy."""
+        if not self.read_once:
+            hashes = await self._pool_run(hash_files, page, [f.path for f in page])
+            return [(o.hash, o.error, None) for o in hashes]
+        requests = [StageRequest(f.path, self._staged(f)) for f in page]
+        staged = await self._pool_run(stage_files, page, requests, max_in_flight=1)
+        return [(o.hash, o.error, o.error_kind) for o in staged]
+
+    def _staged(self, file: JournalFile) -> str:
+        return os.path.join(staging_folder(self.session), f"{file.file_id}{file.extension}")
 
     async def _classify_hashed(self, hashed: Sequence[tuple[JournalFile, str]]) -> list[FileUpdate]:
         """Duplicates: the hash is archived already for this media type, or an earlier file of this
@@ -252,24 +280,25 @@ class ImportRun:
                     return
                 planned, updates = await asyncio.to_thread(self._plan_copies, page, folder)
                 if planned:
-                    requests = [
-                        CopyRequest(f.path, target, f.hash or "", self.allow_hardlinks)
-                        for f, target in planned
-                    ]
-                    outcomes = await self._pool_run(copy_files, [f for f, _ in planned], requests)
-                    for (file, target), outcome in zip(planned, outcomes, strict=True):
+                    requests = [request for _, _, request in planned]
+                    outcomes = await self._pool_run(copy_files, [f for f, _, _ in planned], requests)
+                    for (file, target, request), outcome in zip(planned, outcomes, strict=True):
+                        if request.source != file.path and outcome.strategy == "hardlink":
+                            outcome = replace(outcome, strategy="copy")  # our own staged copy, linked in
                         update = self._copied(file, target, outcome)
                         if update is not None:
                             updates.append(update)
+                if self.read_once:
+                    await asyncio.to_thread(remove_files, [self._staged(f) for f in page])
                 await self.journal.update_files(self.sid, updates)
                 self._count(updates)
                 self.flags.check()
 
     def _plan_copies(
         self, page: Sequence[JournalFile], folder: Path
-    ) -> tuple[list[tuple[JournalFile, str]], list[FileUpdate]]:
-        """Where each file goes; runs on a thread (it looks at the archive for sidecar targets)."""
-        planned: list[tuple[JournalFile, str]] = []
+    ) -> tuple[list[tuple[JournalFile, str, CopyRequest]], list[FileUpdate]]:
+        """Where each file goes and from where; runs on a thread (it looks at the archive)."""
+        planned: list[tuple[JournalFile, str, CopyRequest]] = []
         updates: list[FileUpdate] = []
         taken: set[str] = set()
         for file in page:
@@ -283,7 +312,14 @@ class ImportRun:
                 updates.append(_failed(file, Step.COPY, str(exc)))
                 continue
             taken.add(target)
-            planned.append((file, target))
+            staged = self._staged(file) if self.read_once else None
+            if staged is not None and os.path.isfile(staged):
+                # Linking our own staged file in costs no second read of the share (and the
+                # staged file is removed right after, so the archive copy stays independent).
+                request = CopyRequest(staged, target, file.hash, allow_hardlink=True)
+            else:
+                request = CopyRequest(file.path, target, file.hash, self.allow_hardlinks)
+            planned.append((file, target, request))
         return planned, updates
 
     def _target(self, file: JournalFile, folder: Path, taken: set[str]) -> str:
@@ -406,7 +442,11 @@ class ImportRun:
             yield page
 
     async def _pool_run(
-        self, fn: Callable[[list[T]], list[R]], page: Sequence[JournalFile], items: Sequence[T]
+        self,
+        fn: Callable[[list[T]], list[R]],
+        page: Sequence[JournalFile],
+        items: Sequence[T],
+        max_in_flight: int | None = None,
     ) -> list[R]:
         """Byte work for a page, with live progress per file as its batch completes."""
 
@@ -418,7 +458,12 @@ class ImportRun:
 
         failure = cast(Callable[[T, str], R], _FAILURES[fn])
         return await self.pool.run(
-            fn, list(items), [f.size for f in page], on_item_done=done, failure=failure
+            fn,
+            list(items),
+            [f.size for f in page],
+            on_item_done=done,
+            failure=failure,
+            max_in_flight=max_in_flight,
         )
 
     def _count(self, updates: Sequence[FileUpdate]) -> None:
@@ -449,10 +494,15 @@ def _validate_failure(_: object, message: str) -> ValidateOutcome:
     return ValidateOutcome(None, False, False, message)
 
 
+def _stage_failure(_: object, message: str) -> StageOutcome:
+    return StageOutcome(None, None, message, "source")
+
+
 _FAILURES: dict[object, Callable[[object, str], object]] = {
     hash_files: _hash_failure,
     copy_files: _copy_failure,
     validate_files: _validate_failure,
+    stage_files: _stage_failure,
 }
 
 
@@ -467,6 +517,17 @@ def _take(items: Iterator[ScanItem], count: int) -> list[ScanItem]:
 
 def _folder_of(item: ScanItem) -> str:
     return "" if isinstance(item, InputDone) else os.path.dirname(item.path)
+
+
+def staging_folder(session: SessionRecord) -> str:
+    """Where a read-once import stages its files: on the archive's filesystem, hidden, per session."""
+    return os.path.join(session.archive_root, ".aus-staging", session.session_id)
+
+
+def remove_files(paths: Sequence[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def sweep_temp_files(folders: Sequence[str]) -> int:

@@ -519,6 +519,144 @@ def _ambiguous_failure(exc: OSError, target: str) -> CopyOutcome:
     return _source_failure(exc)
 
 
+# -- reading once (network sources) ----------------------------------------------------------------
+
+# Errors a network share gives for a moment (ADR-046's list): the file is read again from its start.
+_TRANSIENT = frozenset(
+    {
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.EIO,
+        errno.EPIPE,
+        errno.ESTALE,
+        errno.ETIMEDOUT,
+        errno.ECONNRESET,
+        errno.ENOTCONN,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+    }
+)
+STAGE_RETRY_DELAYS_S = (1.0, 3.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class StageRequest:
+    source: str
+    staged: str  # where the single read lands: a staging folder on the archive's filesystem
+
+
+@dataclass(frozen=True, slots=True)
+class StageOutcome:
+    hash: str | None
+    size: int | None
+    error: str | None
+    error_kind: str | None  # "disk_full" | "cancelled" | "source" | "target" | None
+
+
+class _Transient(Exception):
+    def __init__(self, exc: OSError) -> None:
+        self.exc = exc
+
+
+def stage_files(requests: list[StageRequest]) -> list[StageOutcome]:
+    """Read each source once, hashing the bytes as they are written to its staged file, then flush
+    them all. For network shares, where a hash step and then a copy would read every file twice;
+    the copy step later links the staged file into the archive."""
+    outcomes: list[StageOutcome | None] = [None] * len(requests)
+    staged: dict[int, _Staged] = {}
+    digests: dict[int, str] = {}
+    finished = False
+    try:
+        for index, request in enumerate(requests):
+            result = _stage_with_retries(request)
+            if isinstance(result, StageOutcome):
+                outcomes[index] = result
+            else:
+                staged[index], digests[index] = result
+        for index, failure in _flush_temps(staged).items():
+            _discard(staged.pop(index))
+            outcomes[index] = _as_stage_outcome(failure)
+        for index, item in staged.items():
+            outcomes[index] = StageOutcome(digests[index], item.size, None, None)
+        finished = True
+    finally:
+        for item in staged.values():
+            if finished:
+                _close_quietly(item)
+            else:
+                _discard(item)
+    done = [o for o in outcomes if o is not None]
+    assert len(done) == len(requests)
+    return done
+
+
+def _stage_with_retries(request: StageRequest) -> StageOutcome | tuple[_Staged, str]:
+    for delay in (*STAGE_RETRY_DELAYS_S, None):
+        if _is_cancelled():
+            return _as_stage_outcome(CANCELLED)
+        try:
+            return _read_once(request)
+        except _Failed as failed:
+            return _as_stage_outcome(failed.outcome)
+        except _Transient as transient:
+            if delay is None:
+                return _as_stage_outcome(_source_failure(transient.exc))
+            time.sleep(delay)  # the share may come back: wait a little, then read the file again
+    raise AssertionError("unreachable")
+
+
+def _read_once(request: StageRequest) -> tuple[_Staged, str]:
+    as_copy = CopyRequest(request.source, request.staged, "")
+    try:
+        src = _open_regular(request.source)
+    except OSError as exc:
+        raise (_Transient(exc) if exc.errno in _TRANSIENT else _Failed(_source_failure(exc))) from exc
+    try:
+        try:
+            os.makedirs(os.path.dirname(request.staged), exist_ok=True)
+            _remove_quietly(request.staged)  # a leftover of an interrupted attempt
+            dst = os.open(
+                request.staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666
+            )
+        except OSError as exc:
+            raise _Failed(_target_failure(exc, request.staged)) from exc
+        item = _Staged(as_copy, request.staged, dst, "copy", 0)
+        try:
+            hasher = blake3.blake3()
+            view = _read_view()
+            with open(src, "rb", buffering=0, closefd=False) as reader:
+                while True:
+                    if _is_cancelled():
+                        raise _Failed(CANCELLED)
+                    try:
+                        n = reader.readinto(view) or 0
+                    except OSError as exc:
+                        raise (
+                            _Transient(exc) if exc.errno in _TRANSIENT else _Failed(_source_failure(exc))
+                        ) from exc
+                    if n == 0:
+                        break
+                    hasher.update(view[:n])
+                    try:
+                        written = 0
+                        while written < n:
+                            written += os.write(dst, view[written:n])
+                    except OSError as exc:
+                        raise _Failed(_target_failure(exc, request.staged)) from exc
+                    item.size += n
+        except BaseException:
+            _discard(item)
+            raise
+        return item, hasher.hexdigest(length=HASH_HEX_CHARS // 2)
+    finally:
+        os.close(src)
+
+
+def _as_stage_outcome(outcome: CopyOutcome) -> StageOutcome:
+    return StageOutcome(None, None, outcome.error, outcome.error_kind)
+
+
 # -- validating ------------------------------------------------------------------------------------
 
 

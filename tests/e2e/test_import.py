@@ -280,3 +280,25 @@ async def test_cancel_and_resume_of_unknown_sessions(sidecar: SidecarProcess):
     with pytest.raises(RpcError) as error:
         await sidecar.request("import:v2:resume", ["nope"])
     assert error.value.data["kind"] == "session_not_found"
+
+
+async def test_read_once_sources_are_staged_linked_in_and_leave_nothing_behind(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """The network-share path (hash while copying, one read per file), forced on local files."""
+    client = await spawn_sidecar([*sidecar_paths.args(), "--read-once", "always"])
+    location = add_location(sidecar_paths.db)
+    card = camera_card(tmp_path)
+    write(
+        card / "DCIM" / "100CAM" / "COPY_0001.JPG", (card / "DCIM" / "100CAM" / "IMG_0001.JPG").read_bytes()
+    )
+    result = await client.request("import:v2:start", location.start_params(card))
+    assert result["status"] == "completed", result
+    assert result["finalizationResult"]["totalFinalized"] == 5
+    assert result["hashResult"]["totalDuplicates"] == 1
+    assert result["copyResult"]["strategy"] == "copy"
+    for source, archived in rows(sidecar_paths.db, "SELECT imgloco, imgloc FROM imgs"):
+        assert Path(archived).read_bytes() == Path(source).read_bytes()
+        assert Path(archived).stat().st_nlink == 1, "the staged file must not stay linked to the archive copy"
+    assert not (sidecar_paths.archive / ".aus-staging" / result["sessionId"]).exists()
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)

@@ -18,10 +18,13 @@ from sidecar.workers.bytework import (
     TEMP_SUFFIX,
     CopyOutcome,
     CopyRequest,
+    StageOutcome,
+    StageRequest,
     ValidateRequest,
     copy_files,
     hash_files,
     init_worker,
+    stage_files,
     validate_files,
 )
 
@@ -382,3 +385,47 @@ def test_copy_outcome_never_claims_a_partial_file(tmp_path: Path, monkeypatch: p
     assert outcome.error_kind == "target" and outcome.error == f"Could not write {target}: Input/output error"
     assert not target.exists()
     assert temps_under(tmp_path) == []
+
+
+# -- reading once ----------------------------------------------------------------------------------
+
+
+def test_staging_reads_once_hashes_what_it_writes_and_reports_per_file(tmp_path: Path) -> None:
+    sources = [write_random(tmp_path / f"src{i}.mp4", size) for i, size in enumerate((0, 1, 3_000_001))]
+    staged = [tmp_path / "staging" / f"{i}.mp4" for i in range(3)]
+    missing = tmp_path / "gone.mp4"
+    outcomes = stage_files(
+        [StageRequest(str(s), str(t)) for s, t in zip(sources, staged, strict=True)]
+        + [StageRequest(str(missing), str(tmp_path / "staging" / "x.mp4"))]
+    )
+    for source, target, outcome in zip(sources, staged, outcomes[:3], strict=True):
+        assert outcome == StageOutcome(b3sum(source), source.stat().st_size, None, None)
+        assert target.read_bytes() == source.read_bytes()
+    assert outcomes[3].error_kind == "source" and outcomes[3].hash is None
+    assert not (tmp_path / "staging" / "x.mp4").exists()
+
+
+def test_staging_retries_a_transient_read_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = write_random(tmp_path / "share.mov", 100_000)
+    real_open = bytework._open_regular
+    calls = 0
+
+    def flaky_open(path: str) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError(errno.ETIMEDOUT, "Connection timed out")
+        return real_open(path)
+
+    monkeypatch.setattr(bytework, "_open_regular", flaky_open)
+    monkeypatch.setattr(bytework, "STAGE_RETRY_DELAYS_S", (0.0,))
+    [outcome] = stage_files([StageRequest(str(source), str(tmp_path / "staged.mov"))])
+    assert outcome.hash == b3sum(source) and calls == 2
+
+
+def test_staging_on_a_full_disk_is_disk_full_and_leaves_nothing(tmp_path: Path, tmpfs: Tmpfs) -> None:
+    staging = tmpfs.mount("staging", "size=1m")
+    source = write_random(tmp_path / "big.mov", 3_000_000)
+    [outcome] = stage_files([StageRequest(str(source), str(staging / "1.mov"))])
+    assert outcome.error_kind == "disk_full" and outcome.hash is None
+    assert list(staging.iterdir()) == []
