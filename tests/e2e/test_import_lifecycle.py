@@ -203,3 +203,51 @@ async def test_sources_that_change_or_vanish_after_hashing_are_per_file_errors(
     assert errors[str(vanished)]["step"] == "copy"
     assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(2998,)]
     assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+
+
+async def test_progress_is_live_coalesced_and_estimates_time_left(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    source = tmp_path / "many"
+    for i in range(3000):
+        write(source / f"{i // 300:02d}" / f"IMG_{i:04d}.jpg", 2048, seed=i)
+    write(source / "00" / "twin.jpg", (source / "00" / "IMG_0000.jpg").read_bytes())
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    result = await client.request("import:v2:start", location.start_params(source), timeout=120)
+    elapsed_ms = (loop.time() - began) * 1000
+    assert result["status"] == "completed"
+    progress = client.of("import:v2:progress")
+    # At most one per 100 ms, plus one per step change and the end (generous slack for timer edges).
+    assert len(progress) <= elapsed_ms / 100 + 12, (len(progress), elapsed_ms)
+    assert [p["percent"] for p in progress] == sorted(p["percent"] for p in progress)
+    hashing = [p for p in progress if p["status"] == "hashing"]
+    assert any(0 < p["bytesProcessed"] < p["bytesTotal"] and p["filesTotal"] == 3001 for p in hashing)
+    assert any(p["duplicatesFound"] == 1 for p in progress if p["status"] in ("hashing", "copying"))
+    assert any(p["estimatedRemainingMs"] > 0 for p in progress if p["status"] in ("copying", "validating"))
+    assert progress[-1]["estimatedRemainingMs"] == 0
+
+
+@pytest.fixture
+def read_only_archive(sidecar_paths: SidecarPaths) -> Iterator[Path]:
+    for options in ("size=8m", "remount,ro"):
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(sidecar_paths.archive)], capture_output=True
+        )
+        assert done.returncode == 0, f"cannot mount a read-only tmpfs: {done.stderr!r}"
+    try:
+        yield sidecar_paths.archive
+    finally:
+        subprocess.run(["umount", "-l", str(sidecar_paths.archive)], check=False)
+
+
+async def test_a_read_only_archive_fails_clearly(
+    sidecar: SidecarProcess, sidecar_paths: SidecarPaths, tmp_path: Path, read_only_archive: Path
+):
+    location = add_location(sidecar_paths.db)
+    result = await sidecar.request("import:v2:start", location.start_params(write(tmp_path / "a.jpg", 100)))
+    assert result["status"] == "failed"
+    assert result["error"] == f"Archive folder is not writable: {read_only_archive}"
+    assert (await sidecar.notification("import:v2:complete"))["status"] == "failed"
