@@ -6,7 +6,9 @@ from sidecar.db.connection import Database
 
 
 @dataclass(frozen=True, slots=True)
-class LocationRow:
+class Location:
+    """What an import needs of a `locs` row: its identity and the fields that name its folder."""
+
     locid: str
     loc12: str
     locnam: str
@@ -15,8 +17,8 @@ class LocationRow:
     address_state: str | None
 
 
-async def find_location(db: Database, locid: str) -> LocationRow | None:
+async def find_location(db: Database, locid: str) -> Location | None:
     row = await db.fetch_one(
         "SELECT locid, loc12, locnam, slocnam, type, address_state FROM locs WHERE locid = ?", (locid,)
     )
-    return None if row is None else LocationRow(*row)
+    return None if row is None else Location(*row)

@@ -6,9 +6,9 @@ copies or removes anything.
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from sidecar.db.locations import Location
 from sidecar.pipeline.media import FOLDER_KIND, MediaType
 
 _LOC12 = re.compile(r"[A-Za-z0-9]{1,32}")
@@ -23,16 +23,6 @@ _NAME_MAX = 50
 
 class UnsafeLocation(ValueError):
     """A location value cannot form a safe archive folder, or a path escapes the archive."""
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    locid: str
-    loc12: str
-    locnam: str
-    slocnam: str | None
-    type: str | None
-    address_state: str | None
 
 
 def sanitize_name(value: str | None, fallback: str) -> str:

@@ -11,14 +11,14 @@ import shutil
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sidecar.db import settings
 from sidecar.db.connection import Database
-from sidecar.db.locations import LocationRow, find_location
+from sidecar.db.locations import Location, find_location
 from sidecar.errors import (
     ArchiveNotConfigured,
     InvalidParams,
@@ -32,7 +32,7 @@ from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.events import EventSink
 from sidecar.pipeline.finalizer import Finalizer
 from sidecar.pipeline.journal import FileState, Journal, SessionRecord, Step
-from sidecar.pipeline.layout import Location, UnsafeLocation, location_folder
+from sidecar.pipeline.layout import UnsafeLocation, location_folder
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.run import (
     Cancelled,
@@ -388,12 +388,10 @@ class ImportOrchestrator:
         )
 
 
-def _location(row: LocationRow, request: dict[str, Any]) -> Location:
+def _location(row: Location, request: dict[str, Any]) -> Location:
     """The folder comes from the location's row, falling back to the values the import was given."""
-    return Location(
-        locid=row.locid,
-        loc12=row.loc12,
-        locnam=row.locnam,
+    return replace(
+        row,
         slocnam=row.slocnam if row.slocnam is not None else request.get("slocnam"),
         type=row.type if row.type is not None else request.get("type"),
         address_state=row.address_state if row.address_state is not None else request.get("address_state"),

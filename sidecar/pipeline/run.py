@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 from sidecar.db.connection import Database
+from sidecar.db.locations import Location
 from sidecar.log import get_logger
 from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.finalizer import Finalizer
@@ -28,7 +29,6 @@ from sidecar.pipeline.journal import (
     Step,
 )
 from sidecar.pipeline.layout import (
-    Location,
     UnsafeLocation,
     archive_name,
     contained,

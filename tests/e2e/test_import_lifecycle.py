@@ -74,6 +74,14 @@ async def test_imports_run_one_at_a_time_in_order_and_a_queued_one_can_be_cancel
     assert order == [second_id, running["sessionId"], third_id]
 
 
+def many_small_files(folder: Path) -> Path:
+    """3 000 distinct 2 KiB images in 10 folders: enough work that each step lasts long enough
+    to be interrupted in (with one hash worker)."""
+    for i in range(3000):
+        write(folder / f"{i // 300:02d}" / f"IMG_{i:04d}.jpg", 2048, seed=i)
+    return folder
+
+
 @pytest.mark.parametrize("step", ["hashing", "copying", "validating", "finalizing"])
 async def test_kill_at_any_step_then_resume_loses_and_duplicates_nothing(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path, step: str
@@ -81,9 +89,7 @@ async def test_kill_at_any_step_then_resume_loses_and_duplicates_nothing(
     args = [*sidecar_paths.args(), "--hash-workers", "1"]
     client = await spawn_sidecar(args)
     location = add_location(sidecar_paths.db)
-    source = tmp_path / "many"
-    for i in range(3000):
-        write(source / f"{i // 300:02d}" / f"IMG_{i:04d}.jpg", 2048, seed=i)
+    source = many_small_files(tmp_path / "many")
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
     seen = await client.notification("import:v2:progress", lambda p: p["status"] == step, timeout=120)
     await client.kill()
@@ -178,9 +184,7 @@ async def test_sources_that_change_or_vanish_after_hashing_are_per_file_errors(
     args = [*sidecar_paths.args(), "--hash-workers", "1"]
     client = await spawn_sidecar(args)
     location = add_location(sidecar_paths.db)
-    source = tmp_path / "many"
-    for i in range(3000):
-        write(source / f"{i // 300:02d}" / f"IMG_{i:04d}.jpg", 2048, seed=i)
+    source = many_small_files(tmp_path / "many")
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
     seen = await client.notification("import:v2:progress", lambda p: p["status"] == "copying", timeout=120)
     await client.kill()
@@ -210,9 +214,7 @@ async def test_progress_is_live_coalesced_and_estimates_time_left(
 ):
     client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
     location = add_location(sidecar_paths.db)
-    source = tmp_path / "many"
-    for i in range(3000):
-        write(source / f"{i // 300:02d}" / f"IMG_{i:04d}.jpg", 2048, seed=i)
+    source = many_small_files(tmp_path / "many")
     write(source / "00" / "twin.jpg", (source / "00" / "IMG_0000.jpg").read_bytes())
     loop = asyncio.get_running_loop()
     began = loop.time()

@@ -120,16 +120,16 @@ async def test_a_bug_in_the_work_function_fails_its_items_not_the_run(pool: Byte
 
 
 async def test_a_hung_batch_times_out_and_the_rest_is_retried_on_new_workers() -> None:
-    pool = BytePool(2, base_timeout_s=1.0, min_rate_bytes_per_s=1e15, max_batch_files=4)
+    pool = BytePool(2, base_timeout_s=2.0, min_rate_bytes_per_s=1e15, max_batch_files=4)
     await pool.start()
     try:
         began = time.monotonic()
         hung = pool.run(crashy.hang, ["h1", "h2"], [10, 10], failure=failed_text)
-        # slow_echo batches (0.5 s each, well inside their own 1 s limit) keep the other worker busy,
+        # slow_echo batches (0.5 s each, well inside their own 2 s limit) keep the other worker busy,
         # so one is in flight when the hung batch's workers are killed; they must all still succeed.
         busy = pool.run(crashy.slow_echo, [f"e{i}" for i in range(16)], [1] * 16, failure=failed_text)
         hung_out, busy_out = await asyncio.gather(hung, busy)
-        assert hung_out == ["FAILED: timed out after 1 s"] * 2
+        assert hung_out == ["FAILED: timed out after 2 s"] * 2
         assert busy_out == [f"e{i}" for i in range(16)]
         assert time.monotonic() - began < 30
         assert await pool.run(crashy.slow_echo, ["after"], [1], failure=failed_text) == ["after"]
@@ -138,13 +138,14 @@ async def test_a_hung_batch_times_out_and_the_rest_is_retried_on_new_workers() -
 
 
 async def test_the_timeout_counts_from_the_batch_start_not_from_its_queueing() -> None:
-    """0.5 s batches on one worker, two in flight: each waits 0.5 s for the one ahead, then runs 0.5 s.
-    Counted from submission, every queued batch would pass its 0.8 s limit."""
-    pool = BytePool(1, base_timeout_s=0.8, min_rate_bytes_per_s=1e15, max_batch_files=1)
+    """1 s batches on one worker, two in flight: each waits 1 s for the one ahead, then runs 1 s.
+    Counted from submission (2 s), every queued batch would pass its 1.7 s limit; counted from its
+    start it has 0.7 s to spare for a loaded machine."""
+    pool = BytePool(1, base_timeout_s=1.7, min_rate_bytes_per_s=1e15, max_batch_files=1)
     await pool.start()
     try:
-        items = [f"q{i}" for i in range(6)]
-        assert await pool.run(crashy.slow_echo, items, [1] * 6, failure=failed_text) == items
+        items = [f"q{i}" for i in range(4)]
+        assert await pool.run(crashy.slower_echo, items, [1] * 4, failure=failed_text) == items
     finally:
         await pool.close()
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sidecar.db.locations import Location
 from sidecar.pipeline.layout import (
-    Location,
     UnsafeLocation,
     archive_name,
     contained,

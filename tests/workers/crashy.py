@@ -41,6 +41,12 @@ def slow_echo(items: list[str]) -> list[str]:
     return items
 
 
+def slower_echo(items: list[str]) -> list[str]:
+    """One second of work: long against scheduling noise on a loaded machine."""
+    time.sleep(1.0)
+    return items
+
+
 def boom(items: list[str]) -> list[str]:
     raise ValueError("boom")
 
