@@ -82,11 +82,22 @@ def many_small_files(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("step", ["hashing", "copying", "validating", "finalizing"])
+@pytest.mark.parametrize(
+    ("step", "read_once"),
+    [
+        ("hashing", "never"),
+        ("copying", "never"),
+        ("validating", "never"),
+        ("finalizing", "never"),
+        # Network sources: staged files survive the kill and are linked in on resume.
+        ("hashing", "always"),
+        ("copying", "always"),
+    ],
+)
 async def test_kill_at_any_step_then_resume_loses_and_duplicates_nothing(
-    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path, step: str
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path, step: str, read_once: str
 ):
-    args = [*sidecar_paths.args(), "--hash-workers", "1"]
+    args = [*sidecar_paths.args(), "--hash-workers", "1", "--read-once", read_once]
     client = await spawn_sidecar(args)
     location = add_location(sidecar_paths.db)
     source = many_small_files(tmp_path / "many")
@@ -113,6 +124,7 @@ async def test_kill_at_any_step_then_resume_loses_and_duplicates_nothing(
     assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
     assert rows(sidecar_paths.db, "PRAGMA integrity_check") == [("ok",)]
     assert (await client.notification("import:v2:complete"))["status"] == "completed"
+    assert not (sidecar_paths.archive / ".aus-staging" / seen["sessionId"]).exists()
 
 
 @pytest.fixture
