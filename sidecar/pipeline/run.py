@@ -104,6 +104,7 @@ class ImportRun:
     read_once: bool = False
     from_medium: bool = True
     stop_reason: str | None = None  # set when copying had to stop early (disk full)
+    _checked_folders: dict[Path, Path] = field(default_factory=dict)
 
     @property
     def sid(self) -> str:
@@ -322,12 +323,22 @@ class ImportRun:
             planned.append((file, target, request))
         return planned, updates
 
+    def _inside(self, folder: Path, name: str) -> str:
+        """`folder/name`, the folder checked (once per run) to resolve inside the archive. The name
+        needs no check: archive_name allows only `<16 hex><.ext>`, and the copier refuses anything but
+        a regular file under a target name and never follows a link when it renames."""
+        checked = self._checked_folders.get(folder)
+        if checked is None:
+            checked = self._checked_folders[folder] = contained(self.root, folder)
+        return str(checked / name)
+
     def _target(self, file: JournalFile, folder: Path, taken: set[str]) -> str:
         assert file.hash is not None
         loc12 = self.location.loc12
         if file.media_type is not MediaType.SIDECAR:
-            name = archive_name(file.hash, file.extension)
-            return str(contained(self.root, media_folder(folder, file.media_type, loc12) / name))
+            return self._inside(
+                media_folder(folder, file.media_type, loc12), archive_name(file.hash, file.extension)
+            )
         if file.parent_id is not None:
             if file.parent_state is FileState.DUPLICATE:
                 raise _FollowsParent(FileUpdate(file.file_id, FileState.DUPLICATE))
@@ -339,9 +350,10 @@ class ImportRun:
                 )
                 # Never overwrite a sidecar already there (its name is the parent's hash, not its own).
                 if beside not in taken and not os.path.lexists(beside):
-                    return str(contained(self.root, Path(beside)))
-        name = archive_name(file.hash, file.extension)
-        return str(contained(self.root, media_folder(folder, MediaType.SIDECAR, loc12) / name))
+                    return self._inside(Path(beside).parent, Path(beside).name)
+        return self._inside(
+            media_folder(folder, MediaType.SIDECAR, loc12), archive_name(file.hash, file.extension)
+        )
 
     def _copied(self, file: JournalFile, target: str, outcome: CopyOutcome) -> FileUpdate | None:
         if outcome.error is None:

@@ -9,6 +9,7 @@ on Windows); one writer owns the private stdout.
 import asyncio
 import contextlib
 import os
+import queue
 import sys
 import threading
 from collections.abc import Hashable
@@ -131,46 +132,51 @@ class Outbox:
 
 
 class Writer:
-    """The single owner of the protocol stream. Blocking writes happen on one thread of their own,
-    so a slow reader stalls only this writer, never the event loop.
+    """The single owner of the protocol stream. Blocking writes happen on one daemon thread of its
+    own, so a slow reader stalls only this writer, never the event loop; a daemon, because an
+    executor's threads are joined at exit and a write blocked on an app that stopped reading would
+    then hold the process forever.
 
-    It is never cancelled: a cancelled executor job would drop frames already taken from the
-    outbox. It returns when the outbox is closed and flushed, or when the pipe breaks."""
+    It is never cancelled: frames already taken from the outbox would be lost. It returns when the
+    outbox is closed and flushed, or when the pipe breaks."""
 
     def __init__(self, fd: int, outbox: Outbox) -> None:
         self._fd = fd
         self._outbox = outbox
+        self._batches: queue.SimpleQueue[tuple[bytes, asyncio.Future[None]]] = queue.SimpleQueue()
         self.broken = asyncio.Event()
+        self._thread: threading.Thread | None = None
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._write_batches, args=(loop,), name="stdout-writer", daemon=True
+        )
+        self._thread.start()
         try:
             while data := await self._outbox.take_all():
-                await self._write_on_thread(data)
+                written: asyncio.Future[None] = loop.create_future()
+                self._batches.put((data, written))
+                await written
         except OSError:
             self.broken.set()  # the app closed its end: it is gone
+        finally:
+            self._batches.put((b"", loop.create_future()))  # lets the thread end
 
-    def _write_on_thread(self, data: bytes) -> "asyncio.Future[None]":
-        """A daemon thread per batch (frames coalesce while one is in flight): an executor's
-        threads are joined at exit, and a write blocked on an app that stopped reading would
-        then hold the process forever."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: OSError | None) -> None:
-            if not done.done():
-                done.set_result(None) if error is None else done.set_exception(error)
-
-        def write() -> None:
-            error = None
+    def _write_batches(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            data, written = self._batches.get()
+            if not data:
+                return
+            error: OSError | None = None
             try:
                 self._write_all(data)
             except OSError as exc:
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop may have closed meanwhile
-                loop.call_soon_threadsafe(settle, error)
-
-        threading.Thread(target=write, name="stdout-writer", daemon=True).start()
-        return done
+                loop.call_soon_threadsafe(_settle, written, error)
+            if error is not None:
+                return
 
     def _write_all(self, data: bytes) -> None:
         # An unbuffered pipe write may be partial; a frame must never be cut.
@@ -178,3 +184,12 @@ class Writer:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+
+
+def _settle(future: "asyncio.Future[None]", error: OSError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
