@@ -8,14 +8,20 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sidecar import PROTOCOL_VERSION, __version__
 from sidecar.api.imports import ImportApi
+from sidecar.api.jobs import JobsApi
 from sidecar.api.sidecar import SidecarApi
 from sidecar.config import Config
+from sidecar.db import settings
 from sidecar.db.connection import Database
 from sidecar.errors import ShuttingDown, SidecarError
+from sidecar.jobs.handlers import JobHandler
+from sidecar.jobs.scheduler import JobScheduler
+from sidecar.jobs.store import JobStore, Queue
 from sidecar.log import get_logger
 from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.orchestrator import ImportOrchestrator
@@ -29,6 +35,10 @@ from sidecar.tools import Toolset, discover
 # Total budget from "stop" to exit is 10 s (SPEC §3.2).
 # The orchestrator stops the running import first (up to ~5 s); requests then get what is left.
 REQUEST_GRACE_S = 2.0
+# Running jobs get this long to finish before they are stopped and released (pending again).
+JOBS_GRACE_S = 2.0
+# Handlers by queue, filled as the handler modules land (issue 4); a queue without one stays pending.
+HANDLERS: dict[Queue, JobHandler] = {}
 # Methods that start new work; refused once shutdown has begun.
 _WORK_METHODS = frozenset({"import:v2:start", "import:v2:resume", "jobs:retry"})
 
@@ -52,26 +62,34 @@ class Sidecar:
         db, db_error = await self._open_database()
         server = JsonRpcServer(streams)
         pool = BytePool(self._hash_workers)
-        imports = (
-            None
-            if db is None
-            else ImportOrchestrator(
-                db,
-                pool,
-                server,
-                self._config.archive_override,
-                self._config.allow_hardlinks,
-                ReadOnce(self._config.read_once),
-            )
-        )
         async with asyncio.TaskGroup() as tasks:
             toolset = tasks.create_task(discover(self._config.tools), name="tools-discover")
-            dispatcher = self._dispatcher(db, db_error, toolset, imports)
+
+            async def tools() -> Toolset:
+                return await asyncio.shield(toolset)
+
+            store = scheduler = imports = None
+            if db is not None:
+                store = JobStore(db)
+                scheduler = JobScheduler(
+                    store, HANDLERS, tools=tools, archive_root=self._archive_root(db), events=server
+                )
+                imports = ImportOrchestrator(
+                    db,
+                    pool,
+                    server,
+                    self._config.archive_override,
+                    self._config.allow_hardlinks,
+                    ReadOnce(self._config.read_once),
+                    jobs_added=scheduler.wake,
+                )
+            dispatcher = self._dispatcher(db, db_error, tools, imports, store, scheduler)
             serving = tasks.create_task(server.serve(dispatcher), name="rpc-serve")
             serving.add_done_callback(lambda _: self.request_stop())
             background = [serving, tasks.create_task(self._watch(server), name="rpc-peer-watch")]
-            if imports is not None:
+            if imports is not None and scheduler is not None:
                 background.append(tasks.create_task(self._run_imports(pool, imports), name="imports"))
+                background.append(tasks.create_task(scheduler.run(), name="jobs"))
             server.emit(
                 "sidecar:ready",
                 {"version": __version__, "protocolVersion": PROTOCOL_VERSION, "pid": os.getpid()},
@@ -80,6 +98,8 @@ class Sidecar:
             await self._stop.wait()
             if imports is not None:
                 await imports.shutdown()
+            if scheduler is not None:
+                await scheduler.stop(JOBS_GRACE_S)
             await server.close(REQUEST_GRACE_S)
             for task in background:
                 task.cancel()
@@ -118,19 +138,33 @@ class Sidecar:
             )
             return None, exc
 
+    def _archive_root(self, db: Database) -> Callable[[], Awaitable[str | None]]:
+        """For jobs: --archive, else the app's setting, read at each job (the user may change it)."""
+
+        async def archive_root() -> str | None:
+            if self._config.archive_override is not None:
+                return str(self._config.archive_override)
+            return await settings.archive_folder(db)
+
+        return archive_root
+
     def _dispatcher(
         self,
         db: Database | None,
         db_error: SidecarError | None,
-        toolset: "asyncio.Task[Toolset]",
+        tools: Callable[[], Awaitable[Toolset]],
         imports: ImportOrchestrator | None,
+        store: JobStore | None,
+        scheduler: JobScheduler | None,
     ) -> Dispatcher:
-        async def tools() -> Toolset:
-            return await asyncio.shield(toolset)
-
         sidecar_api = SidecarApi(self._config, db, self._hash_workers, tools, self.request_stop)
         import_api = ImportApi(imports, db_error)
-        handlers: dict[str, Handler] = {**sidecar_api.handlers(), **import_api.handlers()}
+        jobs_api = JobsApi(store, scheduler, db_error)
+        handlers: dict[str, Handler] = {
+            **sidecar_api.handlers(),
+            **import_api.handlers(),
+            **jobs_api.handlers(),
+        }
         return Dispatcher(Contract.load(), {n: self._gated(n, h) for n, h in handlers.items()})
 
     def _gated(self, name: str, handler: Handler) -> Handler:

@@ -10,7 +10,7 @@ import os
 import shutil
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -71,8 +71,10 @@ class ImportOrchestrator:
         archive_override: Path | None = None,
         allow_hardlinks: bool = False,
         read_once: ReadOnce = ReadOnce.AUTO,
+        jobs_added: Callable[[], None] = lambda: None,
     ) -> None:
         self._read_once = read_once
+        self._jobs_added = jobs_added  # wakes the job scheduler: new work starts at once
         self._db = db
         self._pool = pool
         self._sink = sink
@@ -247,9 +249,11 @@ class ImportOrchestrator:
                 self._allow_hardlinks,
                 ticket.flags,
                 read_once=await asyncio.to_thread(reads_once, self._read_once, record.source_paths),
+                jobs_added=self._jobs_added,
             )
             await run.execute()
             await self._finish(record)
+            self._jobs_added()
             status = "completed"
         except Cancelled:
             status, error = "cancelled", "Import cancelled"

@@ -102,6 +102,7 @@ class ImportRun:
     flags: RunFlags = field(default_factory=RunFlags)
     # Network sources: read each file once (hashed while staged), one batch at a time.
     read_once: bool = False
+    jobs_added: Callable[[], None] = lambda: None
     from_medium: bool = True
     stop_reason: str | None = None  # set when copying had to stop early (disk full)
     _checked_folders: dict[Path, Path] = field(default_factory=dict)
@@ -436,6 +437,8 @@ class ImportRun:
                     dropped = {u.file_id for u in orphaned}
                     page = [f for f in page if f.file_id not in dropped]
                 result = await self.finalizer.commit(self.session, page, now_iso())
+                if result.jobs:
+                    self.jobs_added()
                 self.progress.advance(work=len(page), files=len(page), size=sum(f.size for f in page))
                 self.progress.count(duplicates=result.duplicates)
 

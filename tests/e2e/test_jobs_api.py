@@ -1,0 +1,97 @@
+"""The jobs:* methods through the real process, on rows an import queued and rows the app wrote."""
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SidecarPaths
+from tests.e2e.archive_checks import add_location, rows, write
+from tests.sidecar_client import RpcError, SidecarProcess
+
+QUEUES = {"exiftool", "thumbnail", "ffprobe", "video-proxy", "live-photo", "bagit", "location-stats"}
+
+
+def plant_dead_letter(db_path: Path, queue: str, payload: dict, failed_at: str) -> int:
+    """A job that died, as the app's own queue records it."""
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
+        db.execute(
+            "INSERT INTO jobs (job_id, queue, priority, status, payload, attempts, max_attempts, error,"
+            " created_at, completed_at) VALUES (?, ?, 10, 'dead', ?, 3, 3, 'boom', ?, ?)",
+            (f"job-{failed_at}", queue, json.dumps(payload), failed_at, failed_at),
+        )
+        cursor = db.execute(
+            "INSERT INTO job_dead_letter (job_id, queue, payload, error, attempts, failed_at, acknowledged)"
+            " VALUES (?, ?, ?, 'boom', 3, ?, 0)",
+            (f"job-{failed_at}", queue, json.dumps(payload), failed_at),
+        )
+        return int(cursor.lastrowid or 0)
+
+
+async def test_status_counts_the_jobs_an_import_queued(
+    sidecar: SidecarProcess, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    location = add_location(sidecar_paths.db)
+    write(tmp_path / "src" / "a.jpg", 1000)
+    write(tmp_path / "src" / "b.mp4", 1000)
+    await sidecar.request("import:v2:start", location.start_params(tmp_path / "src"))
+    status = await sidecar.request("jobs:status")
+    assert status.keys() == QUEUES
+    # No handlers are registered yet, so nothing runs: everything the import queued is pending.
+    assert status["exiftool"] == {"pending": 2, "processing": 0, "completed": 0, "failed": 0, "dead": 0}
+    assert status["video-proxy"]["pending"] == 1 and status["bagit"]["pending"] == 1
+
+
+async def test_dead_letters_list_retry_and_acknowledge(sidecar: SidecarProcess, sidecar_paths: SidecarPaths):
+    older = plant_dead_letter(
+        sidecar_paths.db, "thumbnail", {"hash": "0123456789abcdef"}, "2025-12-01T10:00:00.000Z"
+    )
+    newer = plant_dead_letter(
+        sidecar_paths.db, "exiftool", {"hash": "fedcba9876543210"}, "2025-12-02T10:00:00.000Z"
+    )
+    entries = await sidecar.request("jobs:deadLetter")
+    assert [e["id"] for e in entries] == [newer, older]
+    assert entries[0] | {"payload": None} == {
+        "id": newer,
+        "jobId": "job-2025-12-02T10:00:00.000Z",
+        "originalJobId": "job-2025-12-02T10:00:00.000Z",
+        "queue": "exiftool",
+        "payload": None,
+        "error": "boom",
+        "attempts": 3,
+        "failedAt": "2025-12-02T10:00:00.000Z",
+        "acknowledged": False,
+    }
+    assert [e["id"] for e in await sidecar.request("jobs:deadLetter", ["thumbnail"])] == [older]
+
+    retried = await sidecar.request("jobs:retry", [{"deadLetterId": older}])
+    assert retried["success"] is True
+    [(queue, status, payload)] = rows(
+        sidecar_paths.db, "SELECT queue, status, payload FROM jobs WHERE job_id = ?", (retried["newJobId"],)
+    )
+    assert (queue, status, json.loads(payload)) == ("thumbnail", "pending", {"hash": "0123456789abcdef"})
+    assert await sidecar.request("jobs:retry", [{"deadLetterId": 999}]) == {
+        "success": False,
+        "newJobId": None,
+    }
+
+    assert await sidecar.request("jobs:acknowledge", [[older, newer]]) == {
+        "acknowledged": 1
+    }  # older: by retry
+    assert await sidecar.request("jobs:acknowledge", [[newer]]) == {"acknowledged": 0}
+    assert all(e["acknowledged"] for e in await sidecar.request("jobs:deadLetter", [None]))
+
+
+async def test_clear_completed_and_its_bad_input(sidecar: SidecarProcess, sidecar_paths: SidecarPaths):
+    with closing(sqlite3.connect(sidecar_paths.db, isolation_level=None)) as db:
+        db.execute(
+            "INSERT INTO jobs (job_id, queue, status, payload, created_at, completed_at) VALUES"
+            " ('old', 'exiftool', 'completed', '{}', '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z')"
+        )
+    assert await sidecar.request("jobs:clearCompleted", [0]) == {"cleared": 1}
+    assert await sidecar.request("jobs:clearCompleted") == {"cleared": 0}
+    with pytest.raises(RpcError) as error:
+        await sidecar.request("jobs:clearCompleted", [-5])
+    assert error.value.code == -32602 and error.value.data["issues"][0]["path"] == "/0"
