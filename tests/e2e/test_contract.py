@@ -38,6 +38,11 @@ async def test_a_refused_database_still_serves_info_and_says_why(
     client = await spawn_sidecar(sidecar_paths.args())
     info = await client.request("sidecar:info")
     assert info["dbPath"] == str(sidecar_paths.db)
+    for method in ("import:v2:status", "jobs:status"):
+        with pytest.raises(RpcError) as error:
+            await client.request(method)
+        assert (error.value.code, error.value.data["kind"]) == (1006, "schema_too_old")
+        assert "locs.loc12" in error.value.data["missing"] and "locs.loc12" in error.value.message
     refused = [r for r in client.stderr_json() if r.get("action") == "db.refused"]
     assert refused and "locs.loc12" in refused[0]["error"]
     with closing(sqlite3.connect(sidecar_paths.db)) as db:
