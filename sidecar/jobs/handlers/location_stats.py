@@ -1,0 +1,23 @@
+"""`location-stats`: per-type file counts and bytes of a location, returned as the job's result."""
+
+from typing import Any
+
+from sidecar.jobs.handlers import JobContext
+
+_TABLES = (("images", "imgs"), ("videos", "vids"), ("documents", "docs"), ("maps", "maps"))
+
+
+async def location_stats(job: JobContext) -> dict[str, Any]:
+    locid = job.payload["locid"]
+    stats: dict[str, Any] = {}
+    for kind, table in _TABLES:
+        row = await job.db.fetch_one(
+            f"SELECT count(*), coalesce(sum(file_size_bytes), 0) FROM {table} WHERE locid = ?", (locid,)
+        )
+        assert row is not None
+        stats[kind] = {"count": row[0], "bytes": row[1]}
+    stats["total"] = {
+        "count": sum(s["count"] for s in stats.values()),
+        "bytes": sum(s["bytes"] for s in stats.values()),
+    }
+    return {"locid": locid, "stats": stats}
