@@ -1,0 +1,92 @@
+"""Fixtures for handler tests: a real SQLite file with the app's tables and one location, the real
+tools as `scripts/setup` installs them, an event recorder that checks every payload against
+`protocol/`, and a JobContext maker."""
+
+from collections.abc import AsyncIterator, Callable, Hashable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.config import ToolPaths
+from sidecar.db.connection import Database
+from sidecar.jobs.handlers import JobContext
+from sidecar.jobs.store import Queue
+from sidecar.rpc.contract import Contract
+from sidecar.tools import Toolset, discover
+from tests.e2e.archive_checks import LocationFixture, add_location
+
+CONTRACT = Contract.load()
+
+
+class RecordedEvents:
+    """The event sink of a job, validating each payload as the wire contract says."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
+        issues = CONTRACT.notification_issues(event, payload)
+        assert not issues, f"{event} payload breaks protocol/: {issues}"
+        self.sent.append((event, payload))
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [payload for name, payload in self.sent if name == event]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "au-archive.db"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(db_path)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def location(db: Database, db_path: Path) -> LocationFixture:
+    return add_location(db_path)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    root = tmp_path / "archive"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+async def toolset() -> Toolset:
+    tools = await discover(ToolPaths(exiftool=None, ffprobe=None, ffmpeg=None))
+    assert tools.exiftool and tools.ffprobe and tools.ffmpeg, "scripts/setup installs all three"
+    return tools
+
+
+@pytest.fixture
+def events() -> RecordedEvents:
+    return RecordedEvents()
+
+
+ContextMaker = Callable[..., JobContext]
+
+
+@pytest.fixture
+def make_context(db: Database, toolset: Toolset, archive: Path, events: RecordedEvents) -> ContextMaker:
+    def make(
+        queue: Queue, payload: dict[str, Any], *, tools: Toolset | None = None, attempt: int = 1
+    ) -> JobContext:
+        return JobContext(
+            job_id=f"test-{queue.value}",
+            queue=queue,
+            payload=payload,
+            attempt=attempt,
+            db=db,
+            tools=toolset if tools is None else tools,
+            archive_root=str(archive),
+            events=events,
+        )
+
+    return make
