@@ -2,6 +2,7 @@
 tools as `scripts/setup` installs them, an event recorder that checks every payload against
 `protocol/`, and a JobContext maker."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Hashable
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,8 @@ def archive(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def toolset() -> Toolset:
-    tools = await discover(ToolPaths(exiftool=None, ffprobe=None, ffmpeg=None))
+def toolset() -> Toolset:
+    tools = asyncio.run(discover(ToolPaths(exiftool=None, ffprobe=None, ffmpeg=None)))
     assert tools.exiftool and tools.ffprobe and tools.ffmpeg, "scripts/setup installs all three"
     return tools
 
