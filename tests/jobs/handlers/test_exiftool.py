@@ -1,0 +1,215 @@
+"""The `exiftool` handler and the pool of long-lived exiftool processes, with the real exiftool on
+real files written by exiftool and ffmpeg, over a real SQLite file."""
+
+import asyncio
+import dataclasses
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import orjson
+import pytest
+from PIL import Image
+
+from sidecar.db.connection import Database
+from sidecar.jobs.exiftool import ExifToolPool
+from sidecar.jobs.handlers.exiftool import exiftool_handler, parse_exif_date
+from sidecar.jobs.process import ToolFailed, ToolMissing
+from sidecar.jobs.store import Queue
+from sidecar.tools import Toolset
+from tests.e2e.archive_checks import LocationFixture
+from tests.jobs.handlers.conftest import ContextMaker, RecordedEvents
+from tests.jobs.media_rows import add_media_row
+from tests.media import make_jpeg, make_video
+
+
+@pytest.fixture
+async def pool() -> ExifToolPool:
+    exiftool = ExifToolPool(2)
+    yield exiftool
+    await exiftool.close()
+
+
+def _row(db_path: Path, sql: str, params: tuple[object, ...]) -> sqlite3.Row:
+    with closing(sqlite3.connect(db_path)) as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute(sql, params).fetchone()
+    assert row is not None
+    return row
+
+
+async def test_an_image_gets_its_tags_and_every_typed_column(
+    tmp_path: Path,
+    db_path: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    photo = make_jpeg(
+        tmp_path / "a" / "photo.jpg",
+        1200,
+        900,
+        orientation=6,
+        gps=(-33.8568, 151.2153),
+        taken="2024:05:06 07:08:09",
+        make="Canon",
+        model="EOS R5",
+    )
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    result = await exiftool_handler(pool)(job)
+
+    row = _row(db_path, "SELECT * FROM imgs WHERE imghash = ?", (digest,))
+    assert (row["meta_width"], row["meta_height"]) == (1200, 900)
+    assert row["meta_date_taken"] == "2024-05-06T07:08:09.000Z"
+    assert (row["meta_camera_make"], row["meta_camera_model"]) == ("Canon", "EOS R5")
+    # South and East: the sign comes from the references.
+    assert row["meta_gps_lat"] == pytest.approx(-33.8568)
+    assert row["meta_gps_lng"] == pytest.approx(151.2153)
+    stored = orjson.loads(row["meta_exiftool"])
+    assert stored["Orientation"] == 6 and stored["Make"] == "Canon"  # flat tags, numeric values
+    [event] = events.of("asset:metadata-complete")
+    assert event["hash"] == digest and event["mediaType"] == "image"
+    assert event["metadata"]["cameraModel"] == "EOS R5"
+    assert "Orientation" not in event["metadata"]  # typed fields only, never every raw tag
+    assert result["metadata"] == event["metadata"]
+
+
+async def test_a_video_gets_its_capture_time(
+    tmp_path: Path,
+    db_path: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+) -> None:
+    clip = make_video(tmp_path / "clip.mp4", creation_time="2023-11-12T13:14:15Z")
+    digest = add_media_row(db_path, "video", clip, location.locid)
+    job = make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "video", "archivePath": str(clip)})
+
+    await exiftool_handler(pool)(job)
+
+    row = _row(db_path, "SELECT meta_date_taken, meta_exiftool FROM vids WHERE vidhash = ?", (digest,))
+    assert row["meta_date_taken"] == "2023-11-12T13:14:15.000Z"
+    assert orjson.loads(row["meta_exiftool"])["MIMEType"].startswith("video/")
+
+
+async def test_a_document_gets_author_title_and_pages(
+    tmp_path: Path,
+    db_path: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+) -> None:
+    pdf = tmp_path / "report.pdf"
+    Image.new("RGB", (200, 100), "white").save(pdf, "PDF", title="Survey", author="Ada", save_all=True)
+    digest = add_media_row(db_path, "document", pdf, location.locid)
+    job = make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "document", "archivePath": str(pdf)})
+
+    await exiftool_handler(pool)(job)
+
+    row = _row(
+        db_path, "SELECT meta_author, meta_title, meta_page_count FROM docs WHERE dochash = ?", (digest,)
+    )
+    assert tuple(row) == ("Ada", "Survey", 1)
+
+
+async def test_an_unreadable_file_fails_the_job_with_exiftools_reason(
+    tmp_path: Path, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    job = make_context(
+        Queue.EXIFTOOL,
+        {"hash": "0" * 16, "mediaType": "image", "archivePath": str(tmp_path / "gone.jpg")},
+    )
+    with pytest.raises(ToolFailed, match="File not found"):
+        await exiftool_handler(pool)(job)
+    # The process that answered stays usable.
+    photo = make_jpeg(tmp_path / "ok.jpg", 64, 48)
+    assert (await pool.read_tags(job.tools.exiftool, str(photo)))["ImageWidth"] == 64
+
+
+async def test_a_missing_exiftool_is_a_clear_error_that_no_retry_can_fix(
+    tmp_path: Path, make_context: ContextMaker, toolset: Toolset, pool: ExifToolPool
+) -> None:
+    photo = make_jpeg(tmp_path / "p.jpg", 64, 48)
+    job = make_context(
+        Queue.EXIFTOOL,
+        {"hash": "0" * 16, "mediaType": "image", "archivePath": str(photo)},
+        tools=dataclasses.replace(toolset, exiftool=None),
+    )
+    with pytest.raises(ToolMissing, match="exiftool not found; set --exiftool") as raised:
+        await exiftool_handler(pool)(job)
+    assert raised.value.retryable is False
+
+
+async def test_a_dead_exiftool_process_is_replaced(tmp_path: Path, toolset: Toolset) -> None:
+    photo = make_jpeg(tmp_path / "p.jpg", 64, 48)
+    pool = ExifToolPool(1)
+    try:
+        await pool.read_tags(toolset.exiftool, str(photo))
+        [process] = pool._idle
+        process.kill()
+        # The dead one fails the command it was given; the next command gets a fresh process.
+        with pytest.raises(ToolFailed, match="exited unexpectedly"):
+            await pool.read_tags(toolset.exiftool, str(photo))
+        assert (await pool.read_tags(toolset.exiftool, str(photo)))["ImageWidth"] == 64
+        assert pool._idle and pool._idle[0] is not process
+    finally:
+        await pool.close()
+
+
+async def test_a_cancelled_command_never_leaves_its_process_in_the_pool(
+    tmp_path: Path, toolset: Toolset
+) -> None:
+    photos = [str(make_jpeg(tmp_path / f"p{i}.jpg", 64, 48, seed=i)) for i in range(200)]
+    pool = ExifToolPool(1)
+    try:
+        await pool.read_tags(toolset.exiftool, photos[0])
+        [process] = pool._idle
+        command = asyncio.create_task(pool.execute(toolset.exiftool, ["-json", *photos]))
+        await asyncio.sleep(0)  # one step: it takes the process, sends, and waits for the answer
+        assert pool._idle == []
+        command.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await command
+        # Its answer would arrive out of step with the next command: killed and reaped, not reused.
+        assert pool._idle == [] and not process.alive
+        assert (await pool.read_tags(toolset.exiftool, photos[0]))["ImageWidth"] == 64
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "offset", "expected"),
+    [
+        ("2024:05:06 07:08:09", None, "2024-05-06T07:08:09+00:00"),
+        ("2024:05:06 07:08:09+02:00", None, "2024-05-06T05:08:09+00:00"),
+        ("2024:05:06 07:08:09", "-05:00", "2024-05-06T12:08:09+00:00"),
+        ("2024:05:06 07:08:09.25Z", None, "2024-05-06T07:08:09.250000+00:00"),
+        ("0000:00:00 00:00:00", None, None),
+        ("not a date", None, None),
+        (20240506, None, None),
+    ],
+)
+def test_exif_dates(value: object, offset: str | None, expected: str | None) -> None:
+    parsed = parse_exif_date(value, offset)
+    assert (None if parsed is None else parsed.isoformat()) == expected
+
+
+async def test_the_handler_never_touches_rows_of_other_files(
+    tmp_path: Path,
+    db: Database,
+    db_path: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+) -> None:
+    first = make_jpeg(tmp_path / "1.jpg", 64, 48, make="A", seed=1)
+    second = make_jpeg(tmp_path / "2.jpg", 64, 48, make="B", seed=2)
+    digests = [add_media_row(db_path, "image", p, location.locid) for p in (first, second)]
+    await exiftool_handler(pool)(
+        make_context(Queue.EXIFTOOL, {"hash": digests[0], "mediaType": "image", "archivePath": str(first)})
+    )
+    rows = await db.fetch_all("SELECT imghash, meta_camera_make FROM imgs ORDER BY imghash")
+    assert dict((r[0], r[1]) for r in rows) == {digests[0]: "A", digests[1]: None}
