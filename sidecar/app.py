@@ -20,6 +20,7 @@ from sidecar.db import settings
 from sidecar.db.connection import Database
 from sidecar.errors import ShuttingDown, SidecarError
 from sidecar.jobs.handlers import JobHandler
+from sidecar.jobs.handlers.bagit import bagit
 from sidecar.jobs.handlers.location_stats import location_stats
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, Queue
@@ -39,7 +40,7 @@ REQUEST_GRACE_S = 2.0
 # Running jobs get this long to finish before they are stopped and released (pending again).
 JOBS_GRACE_S = 2.0
 # Handlers by queue, filled as the handler modules land (issue 4); a queue without one stays pending.
-HANDLERS: dict[Queue, JobHandler] = {Queue.LOCATION_STATS: location_stats}
+HANDLERS: dict[Queue, JobHandler] = {Queue.BAGIT: bagit, Queue.LOCATION_STATS: location_stats}
 # Methods that start new work; refused once shutdown has begun.
 _WORK_METHODS = frozenset({"import:v2:start", "import:v2:resume", "jobs:retry"})
 
