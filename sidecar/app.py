@@ -19,10 +19,13 @@ from sidecar.config import Config
 from sidecar.db import settings
 from sidecar.db.connection import Database
 from sidecar.errors import ShuttingDown, SidecarError
+from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobHandler
 from sidecar.jobs.handlers.bagit import bagit
+from sidecar.jobs.handlers.exiftool import exiftool_handler
+from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.handlers.location_stats import location_stats
-from sidecar.jobs.scheduler import JobScheduler
+from sidecar.jobs.scheduler import CONCURRENCY, JobScheduler
 from sidecar.jobs.store import JobStore, Queue
 from sidecar.log import get_logger
 from sidecar.pipeline.bytepool import BytePool
@@ -39,10 +42,19 @@ from sidecar.tools import Toolset, discover
 REQUEST_GRACE_S = 2.0
 # Running jobs get this long to finish before they are stopped and released (pending again).
 JOBS_GRACE_S = 2.0
-# Handlers by queue, filled as the handler modules land (issue 4); a queue without one stays pending.
-HANDLERS: dict[Queue, JobHandler] = {Queue.BAGIT: bagit, Queue.LOCATION_STATS: location_stats}
 # Methods that start new work; refused once shutdown has begun.
 _WORK_METHODS = frozenset({"import:v2:start", "import:v2:resume", "jobs:retry"})
+
+
+def job_handlers(exiftool: ExifToolPool) -> dict[Queue, JobHandler]:
+    """The handler of every queue; a queue without one would keep its jobs pending."""
+    return {
+        Queue.EXIFTOOL: exiftool_handler(exiftool),
+        Queue.LIVE_PHOTO: live_photo,
+        Queue.BAGIT: bagit,
+        Queue.LOCATION_STATS: location_stats,
+    }
+
 
 log = get_logger(__name__)
 
@@ -64,6 +76,8 @@ class Sidecar:
         db, db_error = await self._open_database()
         server = JsonRpcServer(streams)
         pool = BytePool(self._hash_workers)
+        # Metadata jobs and RAW previews for thumbnails share the long-lived exiftool processes.
+        exiftool = ExifToolPool(CONCURRENCY[Queue.EXIFTOOL] + CONCURRENCY[Queue.THUMBNAIL])
         async with asyncio.TaskGroup() as tasks:
             toolset = tasks.create_task(discover(self._config.tools), name="tools-discover")
 
@@ -74,7 +88,11 @@ class Sidecar:
             if db is not None:
                 store = JobStore(db)
                 scheduler = JobScheduler(
-                    store, HANDLERS, tools=tools, archive_root=self._archive_root(db), events=server
+                    store,
+                    job_handlers(exiftool),
+                    tools=tools,
+                    archive_root=self._archive_root(db),
+                    events=server,
                 )
                 imports = ImportOrchestrator(
                     db,
@@ -102,6 +120,7 @@ class Sidecar:
                 await imports.shutdown()
             if scheduler is not None:
                 await scheduler.stop(JOBS_GRACE_S)
+            await exiftool.close()
             await server.close(REQUEST_GRACE_S)
             for task in background:
                 task.cancel()

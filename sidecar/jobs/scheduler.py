@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from sidecar.jobs.handlers import JobContext, JobEvents, JobHandler
-from sidecar.jobs.store import ClaimedJob, DeadLetterEntry, JobStore, Queue
+from sidecar.jobs.store import WAITS_FOR_IDLE, ClaimedJob, DeadLetterEntry, JobStore, Queue
 from sidecar.log import get_logger
 from sidecar.timestamps import now_iso
 from sidecar.tools import Toolset
@@ -164,8 +164,11 @@ class JobScheduler:
         self, task: "asyncio.Task[None]", mine: set["asyncio.Task[None]"], woken: asyncio.Event
     ) -> None:
         mine.discard(task)
-        self._running.pop(task, None)
+        job = self._running.pop(task, None)
         woken.set()
+        if job is not None:
+            # Queues waiting for this one to go idle may be able to claim now.
+            self.wake(waiting for waiting, barrier in WAITS_FOR_IDLE.items() if barrier is job.queue)
 
     async def _run(self, job: ClaimedJob, handler: JobHandler) -> None:
         started = time.monotonic()

@@ -92,12 +92,19 @@ BACKOFF_JITTER = 0.2  # ±20 %
 DEAD_LETTER_LIMIT = 100
 _STATUSES = ("pending", "processing", "completed", "failed", "dead")
 
+# A queue whose jobs wait until another queue has nothing left to do. `depends_on` names one
+# parent; a `live-photo` job needs every metadata job of its import first (SPEC §6), and waiting for
+# the whole metadata queue to be idle guarantees that with one indexed lookup per claim.
+WAITS_FOR_IDLE: dict[Queue, Queue] = {Queue.LIVE_PHOTO: Queue.EXIFTOOL}
+
 _SELECT_CLAIMABLE = """
 SELECT j.job_id FROM jobs AS j
 WHERE j.queue = ? AND j.status = 'pending' AND j.locked_by IS NULL
   AND (j.retry_after IS NULL OR j.retry_after <= ?)
   AND (j.depends_on IS NULL
        OR EXISTS (SELECT 1 FROM jobs AS p WHERE p.job_id = j.depends_on AND p.status = 'completed'))
+  AND (? IS NULL
+       OR NOT EXISTS (SELECT 1 FROM jobs AS w WHERE w.queue = ? AND w.status IN ('pending', 'processing')))
 ORDER BY j.priority DESC, j.created_at ASC, j.rowid ASC
 LIMIT ?"""
 _CLAIM = """
@@ -262,7 +269,10 @@ class JobStore:
         now = now_iso()
         claimed: list[ClaimedJob] = []
         async with self.db.transaction() as conn:
-            async with conn.execute(_SELECT_CLAIMABLE, (queue.value, now, limit)) as cursor:
+            barrier = WAITS_FOR_IDLE.get(queue)
+            barrier_name = None if barrier is None else barrier.value
+            params = (queue.value, now, barrier_name, barrier_name, limit)
+            async with conn.execute(_SELECT_CLAIMABLE, params) as cursor:
                 ids = [row[0] for row in await cursor.fetchall()]
             for job_id in ids:
                 async with conn.execute(_CLAIM, (worker_id, now, now, job_id)) as cursor:

@@ -144,6 +144,22 @@ async def test_child_waits_for_parent_and_runs_after_it_completes(db: Database, 
     assert [j.job_id for j in await store.claim(Queue.THUMBNAIL, WORKER, 5)] == [child.job_id]
 
 
+async def test_live_photo_waits_until_no_metadata_job_is_left(db: Database, store: JobStore) -> None:
+    """A Live Photo needs the metadata of every file of its import (SPEC §6), more than one parent."""
+    await add(db, NewJob(Queue.EXIFTOOL, {"n": 1}), NewJob(Queue.EXIFTOOL, {"n": 2}))
+    [live] = await add(db, NewJob(Queue.LIVE_PHOTO, {"locid": "l"}))
+    assert await store.claim(Queue.LIVE_PHOTO, WORKER, 1) == []
+    claimed = await store.claim(Queue.EXIFTOOL, WORKER, 1)
+    await store.complete(claimed[0].job_id, None, worker_id=WORKER)
+    assert await store.claim(Queue.LIVE_PHOTO, WORKER, 1) == []  # one still pending
+    claimed = await store.claim(Queue.EXIFTOOL, WORKER, 1)
+    assert await store.claim(Queue.LIVE_PHOTO, WORKER, 1) == []  # and now processing
+    # A dead metadata job ends the wait too: the Live Photo links what has metadata.
+    await store.fail(claimed[0].job_id, "unreadable", worker_id=WORKER, retryable=False)
+    [job] = await store.claim(Queue.LIVE_PHOTO, WORKER, 1)
+    assert job.job_id == live
+
+
 async def test_dead_parent_kills_its_children_transitively(db: Database, store: JobStore) -> None:
     parent = NewJob(Queue.EXIFTOOL, {"hash": "p"})
     child = NewJob(Queue.THUMBNAIL, {"hash": "c"}, depends_on=parent.job_id)
