@@ -26,7 +26,7 @@ from tests.media import ffmpeg, make_video
 def _vid(db_path: Path, digest: str) -> sqlite3.Row:
     with closing(sqlite3.connect(db_path)) as db:
         db.row_factory = sqlite3.Row
-        row = db.execute("SELECT * FROM vids WHERE vidhash = ?", (digest,)).fetchone()
+        row: sqlite3.Row | None = db.execute("SELECT * FROM vids WHERE vidhash = ?", (digest,)).fetchone()
     assert row is not None
     return row
 
