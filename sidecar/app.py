@@ -23,8 +23,10 @@ from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobHandler
 from sidecar.jobs.handlers.bagit import bagit
 from sidecar.jobs.handlers.exiftool import exiftool_handler
+from sidecar.jobs.handlers.ffprobe import ffprobe
 from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.handlers.location_stats import location_stats
+from sidecar.jobs.handlers.video_proxy import video_proxy
 from sidecar.jobs.scheduler import CONCURRENCY, JobScheduler
 from sidecar.jobs.store import JobStore, Queue
 from sidecar.log import get_logger
@@ -50,6 +52,8 @@ def job_handlers(exiftool: ExifToolPool) -> dict[Queue, JobHandler]:
     """The handler of every queue; a queue without one would keep its jobs pending."""
     return {
         Queue.EXIFTOOL: exiftool_handler(exiftool),
+        Queue.FFPROBE: ffprobe,
+        Queue.VIDEO_PROXY: video_proxy,
         Queue.LIVE_PHOTO: live_photo,
         Queue.BAGIT: bagit,
         Queue.LOCATION_STATS: location_stats,
