@@ -1,0 +1,431 @@
+"""`thumbnail`: JPEGs of 400, 800 and 1920 px on the short edge of an image, a RAW's paired JPEG or
+embedded preview, or a video's poster frame, at `<archive>/.thumbnails/<hash[0:2]>/<hash>_<size>.jpg`,
+and their paths on the media row. Pixel work runs in a worker thread (Pillow releases the GIL while
+it decodes, resizes and encodes); the event loop only waits. Nothing here knows the RPC layer.
+"""
+
+import asyncio
+import contextlib
+import io
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import import_module
+from typing import Any
+
+import orjson
+from PIL import Image
+
+from sidecar.jobs.exiftool import ExifToolPool
+from sidecar.jobs.handlers import JobContext, JobHandler
+from sidecar.jobs.process import require, run_tool
+from sidecar.log import get_logger
+from sidecar.pipeline.media import JPEG_EXTENSIONS, RAW_EXTENSIONS, extension_of
+
+log = get_logger(__name__)
+
+# Short-edge sizes, smallest first: thumb_path_sm (= thumb_path), thumb_path_lg, preview_path.
+SM, LG, PREVIEW = 400, 800, 1920
+QUALITY = {SM: 85, LG: 85, PREVIEW: 90}
+THUMBNAIL_FOLDER = ".thumbnails"
+# Temp files are `.tmp-<hash>_<size>-<pid>-<random>.jpg`, next to their final name so the rename is
+# atomic. A killed run's leftovers are removed by the next run for the same hash.
+TEMP_PREFIX = ".tmp-"
+# A temp file of this process is left alone (a timed-out attempt's thread may still be writing it)
+# unless it is this old, in case a previous process had the same pid.
+STALE_TEMP_S = 3600.0
+# Embedded RAW previews in exiftool's names; the largest present is tried first, then this order.
+PREVIEW_TAGS = ("PreviewImage", "JpgFromRaw", "OtherImage", "ThumbnailImage")
+JPEG_MAGIC = b"\xff\xd8\xff"
+# The poster frame: this far in, or the first frame when the clip is shorter.
+POSTER_AT_S = "1"
+HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+# No raster decoder in the app's image list; another try cannot help.
+UNSUPPORTED_EXTENSIONS = frozenset({".svg"})
+
+_HASH = re.compile(r"^[0-9a-f]{16}$")
+_BINARY_SIZE = re.compile(r"^\(Binary data (\d+) bytes")
+_TABLES = {"image": ("imgs", "img"), "video": ("vids", "vid")}
+# EXIF orientation -> the transpose that undoes it (as ImageOps.exif_transpose maps it).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+# Resampling (bench/thumbnail_bench.py). The preview is resized from the JPEG's DCT-scaled decode,
+# less than 2x its size (24 MP: 3000x2000 -> 2880x1920), where bilinear is as close to a full-decode
+# Lanczos as bicubic (both ~45.9 dB PSNR: the DCT scaling dominates) and 30 ms cheaper. The smaller
+# sizes come from the preview: a 2x box reduction, then bicubic (~50 dB; bilinear ~47 dB).
+PREVIEW_RESAMPLE = Image.Resampling.BILINEAR
+DERIVED_RESAMPLE = Image.Resampling.BICUBIC
+DERIVED_REDUCING_GAP = 1.0
+
+
+class ThumbnailError(Exception):
+    """The thumbnails could not be made this time (another try may succeed)."""
+
+
+class CannotRender(ThumbnailError):
+    """Another try cannot help: no decoder, no preview, an image too large, a payload we cannot use."""
+
+    retryable = False
+
+
+class SourceKind(StrEnum):
+    FILE = "file"
+    PAIRED_JPEG = "paired-jpeg"
+    EMBEDDED_PREVIEW = "embedded-preview"
+    POSTER_FRAME = "poster-frame"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What to decode: a file or bytes. `orientation` None means the source's own EXIF tag."""
+
+    kind: SourceKind
+    label: str  # for error messages: the path, or the tag and the path
+    path: str | None = None
+    data: bytes | None = None
+    orientation: int | None = None
+
+
+def thumbnail_paths(archive_root: str, hash_: str) -> dict[int, str]:
+    folder = os.path.join(archive_root, THUMBNAIL_FOLDER, hash_[:2])
+    return {size: os.path.join(folder, f"{hash_}_{size}.jpg") for size in (SM, LG, PREVIEW)}
+
+
+def thumbnail_handler(exiftool: ExifToolPool) -> JobHandler:
+    """The `thumbnail` queue's handler; RAW previews are read through the shared exiftool pool."""
+
+    async def thumbnail(job: JobContext) -> dict[str, Any]:
+        hash_, media_type = _parse_payload(job.payload)
+        if not job.archive_root:
+            # Not CannotRender: the archive root is read again when the job is retried.
+            raise ThumbnailError("archive folder not configured; set --archive or the app's archive folder")
+        table, prefix = _TABLES[media_type]
+        row = await job.db.fetch_one(
+            f"SELECT {prefix}loc AS loc{', meta_exiftool' if table == 'imgs' else ''}"
+            f" FROM {table} WHERE {prefix}hash = ?",
+            (hash_,),
+        )
+        if row is None:
+            # Removed from the archive after the import: nothing to show thumbnails for.
+            log.warning(
+                "thumbnail of a missing row skipped",
+                extra={"action": "thumbnail.no_row", "hash": hash_, "job_id": job.job_id},
+            )
+            return {"paths": None, "skipped": f"no {table} row for {hash_}"}
+        path: str = row["loc"]
+        stored_tags: str | None = row["meta_exiftool"] if table == "imgs" else None
+        source = await _choose_source(job, exiftool, media_type, path, stored_tags)
+        paths = thumbnail_paths(job.archive_root, hash_)
+        await asyncio.to_thread(render, source, paths, hash_)
+        if not await _record(job, table, prefix, hash_, paths, source.kind):
+            await asyncio.to_thread(_remove_files, paths.values())
+            return {"paths": None, "skipped": f"{table} row for {hash_} removed meanwhile"}
+        event_paths = {"sm": paths[SM], "lg": paths[LG], "preview": paths[PREVIEW]}
+        job.events.emit(
+            "asset:thumbnail-ready", {"hash": hash_, "mediaType": media_type, "paths": event_paths}
+        )
+        return {"paths": event_paths, "source": source.kind.value}
+
+    return thumbnail
+
+
+def _parse_payload(payload: Mapping[str, Any]) -> tuple[str, str]:
+    hash_ = payload.get("hash")
+    media_type = payload.get("mediaType")
+    if not isinstance(hash_, str) or not _HASH.match(hash_):
+        raise CannotRender(f"thumbnail job without a valid hash: {hash_!r}")
+    if media_type not in _TABLES:
+        raise CannotRender(f"no thumbnails for media type {media_type!r}")
+    return hash_, str(media_type)
+
+
+async def _choose_source(
+    job: JobContext, exiftool: ExifToolPool, media_type: str, path: str, stored_tags: str | None
+) -> Source:
+    extension = extension_of(path)
+    if media_type == "video":
+        frame = await _poster_frame(job, path)
+        return Source(SourceKind.POSTER_FRAME, f"poster frame of {path}", data=frame, orientation=1)
+    if extension in RAW_EXTENSIONS:
+        return await _raw_source(job, exiftool, path, stored_tags)
+    if extension in UNSUPPORTED_EXTENSIONS:
+        raise CannotRender(f"no decoder for {extension} images: {path}")
+    if extension in HEIF_EXTENSIONS and not _heif_decoder_available():
+        raise CannotRender(
+            f"no HEIC/HEIF decoder: pillow-heif is not installed (not bundled: its wheels are GPL): {path}"
+        )
+    return Source(SourceKind.FILE, path, path=path)
+
+
+async def _poster_frame(job: JobContext, path: str) -> bytes:
+    """One frame as a PPM, rotated as the video is shown (ffmpeg autorotates by default)."""
+    ffmpeg = require(job.tools.ffmpeg, "ffmpeg")
+    for seek in (["-ss", POSTER_AT_S], []):
+        args = [
+            "-nostdin", "-hide_banner", "-loglevel", "error",
+            *seek, "-i", path,
+            "-map", "0:v:0?", "-frames:v", "1", "-an", "-sn", "-dn",
+            "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "-",
+        ]  # fmt: skip
+        output = await run_tool(ffmpeg, args)
+        if output.stdout:
+            return output.stdout
+        # Seeking past the end of a short clip gives no frame and exit 0: take the first frame.
+    raise CannotRender(f"no video frame in {path}")
+
+
+async def _raw_source(job: JobContext, exiftool: ExifToolPool, path: str, stored_tags: str | None) -> Source:
+    """The paired JPEG of the same import, else the largest embedded JPEG preview."""
+    paired = job.payload.get("pairedHash")
+    paired_missing = False
+    if isinstance(paired, str) and _HASH.match(paired):
+        pair = await job.db.fetch_one("SELECT imgloc FROM imgs WHERE imghash = ?", (paired,))
+        pair_path: str | None = None if pair is None else pair["imgloc"]
+        if (
+            pair_path is not None
+            and extension_of(pair_path) in JPEG_EXTENSIONS
+            and await asyncio.to_thread(os.path.isfile, pair_path)
+        ):
+            return Source(SourceKind.PAIRED_JPEG, pair_path, path=pair_path)
+        paired_missing = pair is None
+    tags = _parse_tags(stored_tags)
+    if tags is None:
+        tags = await exiftool.read_tags(job.tools.exiftool, path)
+    for tag in _preview_order(tags):
+        data = await exiftool.read_binary(job.tools.exiftool, path, tag)
+        if data.startswith(JPEG_MAGIC):
+            # The RAW's orientation: a preview's own tag often says 1 whatever the camera's was.
+            return Source(
+                SourceKind.EMBEDDED_PREVIEW, f"{tag} of {path}", data=data, orientation=_orientation(tags)
+            )
+    message = f"no paired JPEG and no embedded JPEG preview in {path}"
+    if paired_missing:
+        # The paired JPEG's row may not be committed yet (a later chunk of the same import).
+        raise ThumbnailError(message + f" (paired JPEG {paired} not in the archive yet)")
+    raise CannotRender(message)
+
+
+def _parse_tags(stored: str | None) -> dict[str, Any] | None:
+    if not stored:
+        return None
+    try:
+        parsed = orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _tag(tags: Mapping[str, Any], name: str) -> Any:
+    """A tag by its flat name, or grouped (`EXIF:Orientation`) if stored that way."""
+    if name in tags:
+        return tags[name]
+    suffix = ":" + name
+    return next((value for key, value in tags.items() if key.endswith(suffix)), None)
+
+
+def _preview_order(tags: Mapping[str, Any]) -> list[str]:
+    """Previews the tags show, largest first (a NEF's PreviewImage is often far smaller than its
+    JpgFromRaw); every tag in the usual order when the tags say nothing about them."""
+    sizes: dict[str, int] = {}
+    for tag in PREVIEW_TAGS:
+        value = _tag(tags, tag)
+        match = _BINARY_SIZE.match(value) if isinstance(value, str) else None
+        if match:
+            sizes[tag] = int(match.group(1))
+    if not sizes:
+        return list(PREVIEW_TAGS)
+    return sorted(sizes, key=lambda tag: (-sizes[tag], PREVIEW_TAGS.index(tag)))
+
+
+def _orientation(tags: Mapping[str, Any]) -> int:
+    value = _tag(tags, "Orientation")
+    return value if isinstance(value, int) and value in _TRANSPOSE else 1
+
+
+_heif_registered: bool | None = None
+
+
+def _heif_decoder_available() -> bool:
+    """pillow-heif, when someone installed it: never a dependency (its binary wheels bundle x265,
+    GPLv2). Registered with Pillow on first use."""
+    global _heif_registered
+    if _heif_registered is None:
+        try:
+            module = import_module("pillow_heif")
+            register: Callable[[], None] = module.register_heif_opener
+            register()
+            _heif_registered = True
+        except ImportError:
+            _heif_registered = False
+    return _heif_registered
+
+
+async def _record(
+    job: JobContext, table: str, prefix: str, hash_: str, paths: Mapping[int, str], kind: SourceKind
+) -> bool:
+    """One short transaction; False when the row is gone."""
+    flag = ""
+    if kind is SourceKind.POSTER_FRAME:
+        flag = ", poster_extracted = 1"
+    elif kind is SourceKind.EMBEDDED_PREVIEW:
+        flag = ", preview_extracted = 1"
+    async with job.db.transaction() as conn:
+        cursor = await conn.execute(
+            f"UPDATE {table} SET thumb_path_sm = ?, thumb_path_lg = ?, preview_path = ?, thumb_path = ?"
+            f"{flag} WHERE {prefix}hash = ?",
+            (paths[SM], paths[LG], paths[PREVIEW], paths[SM], hash_),
+        )
+        return cursor.rowcount > 0
+
+
+# --- The pixel work (runs in a worker thread) ---
+
+
+def render(source: Source, paths: Mapping[int, str], hash_: str) -> None:
+    """Decode once, write every size (`paths`: size -> final path) atomically; raise ThumbnailError
+    when the source cannot be decoded."""
+    images = _decode_sizes(source)
+    folder = os.path.dirname(paths[PREVIEW])
+    os.makedirs(folder, exist_ok=True)
+    _remove_stale_temps(folder, hash_)
+    for size, (image, icc) in images.items():
+        _write_jpeg(image, paths[size], QUALITY[size], icc, f"{TEMP_PREFIX}{hash_}_{size}")
+    _sync_folder(folder)
+
+
+def target_size(width: int, height: int, short_edge: int) -> tuple[int, int]:
+    """`short_edge` px on the short side, aspect kept; never larger than the source."""
+    short = min(width, height)
+    if short <= short_edge:
+        return width, height
+    if width <= height:
+        return short_edge, max(1, round(height * short_edge / width))
+    return max(1, round(width * short_edge / height)), short_edge
+
+
+def _decode_sizes(source: Source) -> dict[int, tuple[Image.Image, bytes | None]]:
+    try:
+        with Image.open(source.path if source.path is not None else io.BytesIO(source.data or b"")) as image:
+            orientation = source.orientation or _exif_orientation(image)
+            # Every size from the source's own dimensions, so rounding never accumulates.
+            sizes = {edge: target_size(*image.size, edge) for edge in (SM, LG, PREVIEW)}
+            size = sizes[PREVIEW]
+            # JPEG: decode at 1/2, 1/4 or 1/8 scale (DCT scaling), as small as still covers `size`.
+            image.draft(image.mode, size)
+            image.load()
+            icc = image.info.get("icc_profile") if image.mode in ("RGB", "L") else None
+            preview = _output_mode(image)
+            if preview.size != size:
+                # Formats without draft (PNG, TIFF, a poster frame) box-reduce first when >= 4x.
+                preview = preview.resize(size, PREVIEW_RESAMPLE, reducing_gap=2.0)
+            elif preview is image:
+                preview = image.copy()  # the file's image is closed when this block ends
+    except Image.DecompressionBombError as exc:
+        raise CannotRender(f"cannot decode {source.label}: {exc}") from None
+    except FileNotFoundError:
+        raise ThumbnailError(f"source file missing: {source.label}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as exc:
+        # Pillow's decoders raise any of these for truncated or corrupt data.
+        raise ThumbnailError(f"cannot decode {source.label}: {exc or type(exc).__name__}") from None
+    transpose = _TRANSPOSE.get(orientation)
+    if transpose is not None:
+        preview = preview.transpose(transpose)
+        if orientation >= 5:  # a quarter turn: width and height swap
+            sizes = {edge: (height, width) for edge, (width, height) in sizes.items()}
+    lg = _derive(preview, sizes[LG])
+    sm = _derive(lg, sizes[SM])
+    return {SM: (sm, icc), LG: (lg, icc), PREVIEW: (preview, icc)}
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not stop the thumbnail; show it as stored
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _output_mode(image: Image.Image) -> Image.Image:
+    """RGB or L, transparency flattened onto white."""
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # 16-bit greyscale (scans, PNGs, TIFFs): scaled to 8 bits instead of clipped at 255.
+        return image.convert("I").point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")
+
+
+def _derive(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if size == image.size:
+        return image
+    return image.resize(size, DERIVED_RESAMPLE, reducing_gap=DERIVED_REDUCING_GAP)
+
+
+def _write_jpeg(image: Image.Image, final: str, quality: int, icc: bytes | None, temp_stem: str) -> None:
+    """Write to a temp name in the same folder, flush to disk, rename over `final`."""
+    folder = os.path.dirname(final)
+    temp = os.path.join(folder, f"{temp_stem}-{os.getpid()}-{secrets.token_hex(4)}.jpg")
+    # os.open with 0o666 (not mkstemp's 0o600): the file gets the umask's permissions like any other.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with open(fd, "wb") as out:
+            options: dict[str, Any] = {"quality": quality}
+            if icc:
+                options["icc_profile"] = icc
+            image.save(out, "JPEG", **options)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _remove_stale_temps(folder: str, hash_: str) -> None:
+    """Temp files a killed run left for this hash (another process's, or very old)."""
+    prefix = f"{TEMP_PREFIX}{hash_}_"
+    now = time.time()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(prefix):
+                continue
+            parts = entry.name[len(prefix) :].split("-")
+            ours = len(parts) == 3 and parts[1] == str(os.getpid())
+            with contextlib.suppress(OSError):
+                if not ours or now - entry.stat().st_mtime > STALE_TEMP_S:
+                    os.unlink(entry.path)
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the renames durable (POSIX; Windows cannot open a folder for fsync)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_files(paths: Iterable[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

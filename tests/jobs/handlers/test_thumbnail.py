@@ -1,0 +1,569 @@
+"""The `thumbnail` handler on real files (JPEGs with EXIF by exiftool, videos by ffmpeg, a DNG-shaped
+RAW with an embedded JPEG read by the real exiftool) over a real SQLite file."""
+
+import dataclasses
+import importlib.util
+import io
+import os
+import sqlite3
+import struct
+import subprocess
+import threading
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from sidecar.jobs.exiftool import ExifToolPool
+from sidecar.jobs.handlers import thumbnail
+from sidecar.jobs.handlers.thumbnail import (
+    CannotRender,
+    ThumbnailError,
+    target_size,
+    thumbnail_handler,
+    thumbnail_paths,
+)
+from sidecar.jobs.process import ToolMissing
+from sidecar.jobs.store import Queue
+from sidecar.tools import Toolset
+from tests.e2e.archive_checks import LocationFixture
+from tests.jobs.handlers.conftest import ContextMaker, RecordedEvents
+from tests.jobs.media_rows import add_media_row
+from tests.media import exiftool, make_corrupt_jpeg, make_jpeg, make_video
+
+SIZES = {"sm": 400, "lg": 800, "preview": 1920}
+BLOCK = (200, 0, 40)  # make_jpeg's top-left block with seed 0
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ExifToolPool]:
+    exiftool_pool = ExifToolPool(1)
+    yield exiftool_pool
+    await exiftool_pool.close()
+
+
+def _row(db_path: Path, table: str, digest: str) -> dict[str, Any]:
+    column = "imghash" if table == "imgs" else "vidhash"
+    with closing(sqlite3.connect(db_path)) as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute(f"SELECT * FROM {table} WHERE {column} = ?", (digest,)).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def _sizes(paths: dict[str, str]) -> dict[str, tuple[int, int]]:
+    sizes = {}
+    for name, path in paths.items():
+        with Image.open(path) as image:
+            assert image.format == "JPEG"
+            assert image.getexif().get(0x0112) is None, "no orientation left to apply"
+            sizes[name] = image.size
+    return sizes
+
+
+def _temp_files(archive: Path) -> list[Path]:
+    return list((archive / ".thumbnails").rglob(".tmp-*"))
+
+
+def _colour_at(path: str, fx: float, fy: float) -> tuple[int, ...]:
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+        return tuple(rgb.getpixel((int(rgb.width * fx), int(rgb.height * fy))))  # type: ignore[arg-type]
+
+
+def _near(colour: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 30) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected, strict=True))
+
+
+def _quantization_of(quality: int) -> dict[int, list[int]]:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, "JPEG", quality=quality)
+    with Image.open(buffer) as image:
+        return dict(image.quantization)  # type: ignore[attr-defined]
+
+
+async def test_a_landscape_jpeg_gets_three_sizes_on_its_short_edge(
+    tmp_path: Path,
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    photo = make_jpeg(archive / "loc" / "photo.jpg", 3000, 2000)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    result = await thumbnail_handler(pool)(job)
+
+    expected = thumbnail_paths(str(archive), digest)
+    paths = {"sm": expected[400], "lg": expected[800], "preview": expected[1920]}
+    assert paths["sm"] == str(archive / ".thumbnails" / digest[:2] / f"{digest}_400.jpg")
+    assert result == {"paths": paths, "source": "file"}
+    assert _sizes(paths) == {"sm": (600, 400), "lg": (1200, 800), "preview": (2880, 1920)}
+    with Image.open(paths["sm"]) as small, Image.open(paths["preview"]) as preview:
+        assert small.quantization == _quantization_of(85)  # type: ignore[attr-defined]
+        assert preview.quantization == _quantization_of(90)  # type: ignore[attr-defined]
+    assert _near(_colour_at(paths["lg"], 0.05, 0.05), BLOCK)
+    row = _row(db_path, "imgs", digest)
+    assert (row["thumb_path_sm"], row["thumb_path_lg"], row["preview_path"], row["thumb_path"]) == (
+        paths["sm"],
+        paths["lg"],
+        paths["preview"],
+        paths["sm"],
+    )
+    assert row["preview_extracted"] == 0
+    # RecordedEvents checks every payload against protocol/.
+    assert events.of("asset:thumbnail-ready") == [{"hash": digest, "mediaType": "image", "paths": paths}]
+    assert _temp_files(archive) == []
+
+
+async def test_exif_orientation_6_gives_portrait_thumbnails_the_right_way_up(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    photo = make_jpeg(archive / "loc" / "turned.jpg", 3000, 2000, orientation=6)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    result = await thumbnail_handler(pool)(job)
+
+    paths = result["paths"]
+    assert _sizes(paths) == {"sm": (400, 600), "lg": (800, 1200), "preview": (1920, 2880)}
+    # Orientation 6 = the camera was turned clockwise: the stored top-left shows at the top right.
+    for path in paths.values():
+        assert _near(_colour_at(path, 0.95, 0.05), BLOCK)
+        assert not _near(_colour_at(path, 0.05, 0.05), BLOCK)
+
+
+async def test_the_pixel_work_runs_off_the_event_loop_thread(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: list[threading.Thread] = []
+    real_render = thumbnail.render
+
+    def render(*args: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real_render(*args)
+
+    monkeypatch.setattr(thumbnail, "render", render)
+    photo = make_jpeg(archive / "loc" / "photo.jpg", 900, 600)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    await thumbnail_handler(pool)(job)
+
+    assert threads and threads[0] is not threading.current_thread()
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "expected"),
+    [
+        (300, 200, {"sm": (300, 200), "lg": (300, 200), "preview": (300, 200)}),
+        (1200, 900, {"sm": (533, 400), "lg": (1067, 800), "preview": (1200, 900)}),
+    ],
+)
+async def test_a_small_source_is_never_upscaled(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    width: int,
+    height: int,
+    expected: dict[str, tuple[int, int]],
+) -> None:
+    photo = make_jpeg(archive / "loc" / f"small-{width}.jpg", width, height)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    result = await thumbnail_handler(pool)(job)
+
+    assert _sizes(result["paths"]) == expected
+
+
+def test_target_size_keeps_the_aspect_on_the_short_edge() -> None:
+    assert target_size(6000, 4000, 1920) == (2880, 1920)
+    assert target_size(4000, 6000, 400) == (400, 600)
+    assert target_size(4032, 3024, 800) == (1067, 800)
+    assert target_size(1920, 1080, 1920) == (1920, 1080)
+    assert target_size(20000, 1000, 400) == (8000, 400)
+
+
+async def test_a_rerun_overwrites_in_place_and_removes_a_killed_runs_temp_files(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    photo = make_jpeg(archive / "loc" / "again.jpg", 2400, 1600)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+    handler = thumbnail_handler(pool)
+    first = await handler(job)
+    folder = Path(first["paths"]["sm"]).parent
+    inodes = {name: os.stat(path).st_ino for name, path in first["paths"].items()}
+    # What a run killed mid-write (another process) leaves, and a temp file of another hash.
+    killed = folder / f".tmp-{digest}_1920-999999999-0badc0de.jpg"
+    killed.write_bytes(b"\xff\xd8\xff half a JPEG")
+    other = folder / f".tmp-{'f' * 16}_400-999999999-0badc0de.jpg"
+    other.write_bytes(b"not ours to remove")
+
+    second = await handler(job)
+
+    assert second == first
+    assert _sizes(second["paths"]) == {"sm": (600, 400), "lg": (1200, 800), "preview": (2400, 1600)}
+    # Renamed over the old files (new inodes), never written in place.
+    assert all(os.stat(path).st_ino != inodes[name] for name, path in second["paths"].items())
+    assert not killed.exists()
+    assert other.exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [other.name, *(Path(p).name for p in second["paths"].values())]
+    )
+    assert len(events.of("asset:thumbnail-ready")) == 2
+
+
+# --- RAW ---
+
+
+def _jpeg_bytes(width: int, height: int, *, orientation: int | None = None) -> bytes:
+    """A JPEG with a BLOCK-coloured top-left quarter (and its own EXIF orientation, if given)."""
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    image.paste(BLOCK, (0, 0, width // 4, height // 4))
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    image.save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+class _TiffWriter:
+    """Little-endian TIFF built by hand: data first, IFDs after, the header pointing at IFD0."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(b"II*\x00\x00\x00\x00\x00")
+
+    def blob(self, data: bytes) -> int:
+        if len(self.data) % 2:
+            self.data.append(0)
+        offset = len(self.data)
+        self.data += data
+        return offset
+
+    def ifd(self, entries: dict[int, tuple[int, list[int] | bytes]], next_ifd: int = 0) -> int:
+        formats = {1: "B", 3: "H", 4: "I"}
+        fields = []
+        for tag in sorted(entries):
+            kind, values = entries[tag]
+            if isinstance(values, bytes):
+                packed, count = values, len(values)
+            else:
+                packed, count = struct.pack(f"<{len(values)}{formats[kind]}", *values), len(values)
+            value = packed.ljust(4, b"\x00") if len(packed) <= 4 else struct.pack("<I", self.blob(packed))
+            fields.append(struct.pack("<HHI", tag, kind, count) + value)
+        body = struct.pack("<H", len(fields)) + b"".join(fields) + struct.pack("<I", next_ifd)
+        return self.blob(body)
+
+    def finish(self, first_ifd: int) -> bytes:
+        self.data[4:8] = struct.pack("<I", first_ifd)
+        return bytes(self.data)
+
+
+def make_dng(
+    path: Path, *, orientation: int = 1, jpg_from_raw: bytes | None = None, thumbnail: bytes | None = None
+) -> Path:
+    """A DNG-shaped file as cameras and converters lay them out: a small RGB raster in IFD0 (with
+    DNGVersion and the camera's Orientation), a JPEG in a SubIFD (exiftool: JpgFromRaw) and one in
+    IFD1 (ThumbnailImage). Pillow cannot write this and exiftool only replaces previews that exist,
+    so the structure is written here; the handler reads it with the real exiftool."""
+    width, height = 60, 40
+    tiff = _TiffWriter()
+    pixels = tiff.blob(Image.new("RGB", (width, height), (90, 90, 90)).tobytes())
+    ifd0: dict[int, tuple[int, list[int] | bytes]] = {
+        0x00FE: (4, [0]),
+        0x0100: (4, [width]),
+        0x0101: (4, [height]),
+        0x0102: (3, [8, 8, 8]),
+        0x0103: (3, [1]),
+        0x0106: (3, [2]),
+        0x010F: (2, b"TestCam\x00"),
+        0x0110: (2, b"Stand-in\x00"),
+        0x0111: (4, [pixels]),
+        0x0112: (3, [orientation]),
+        0x0115: (3, [3]),
+        0x0116: (4, [height]),
+        0x0117: (4, [width * height * 3]),
+        0xC612: (1, [1, 4, 0, 0]),
+    }
+    if jpg_from_raw is not None:
+        start = tiff.blob(jpg_from_raw)
+        sub = tiff.ifd(
+            {0x00FE: (4, [1]), 0x0103: (3, [6]), 0x0201: (4, [start]), 0x0202: (4, [len(jpg_from_raw)])}
+        )
+        ifd0[0x014A] = (4, [sub])
+    ifd1 = 0
+    if thumbnail is not None:
+        start = tiff.blob(thumbnail)
+        ifd1 = tiff.ifd({0x0103: (3, [6]), 0x0201: (4, [start]), 0x0202: (4, [len(thumbnail)])})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tiff.finish(tiff.ifd(ifd0, ifd1)))
+    return path
+
+
+def _store_tags(db_path: Path, digest: str, path: Path) -> None:
+    """meta_exiftool as the exiftool job stores it: the flat `-json -n` object."""
+    out = subprocess.run(
+        [exiftool(), "-json", "-n", str(path)], check=True, capture_output=True, stdin=subprocess.DEVNULL
+    ).stdout
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
+        db.execute("UPDATE imgs SET meta_exiftool = ? WHERE imghash = ?", (out.decode()[1:-2], digest))
+
+
+@pytest.mark.parametrize("tags_stored", [True, False], ids=["tags-stored", "tags-read"])
+async def test_a_raw_uses_its_largest_embedded_preview_turned_by_the_raws_orientation(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+    tags_stored: bool,
+) -> None:
+    # The preview says "upside down" (3); the camera said 6. The small IFD1 thumbnail must lose.
+    raw = make_dng(
+        archive / "loc" / "IMG_0001.dng",
+        orientation=6,
+        jpg_from_raw=_jpeg_bytes(1500, 1000, orientation=3),
+        thumbnail=_jpeg_bytes(160, 120),
+    )
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    if tags_stored:
+        _store_tags(db_path, digest, raw)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
+
+    result = await thumbnail_handler(pool)(job)
+
+    assert result["source"] == "embedded-preview"
+    assert _sizes(result["paths"]) == {"sm": (400, 600), "lg": (800, 1200), "preview": (1000, 1500)}
+    assert _near(_colour_at(result["paths"]["preview"], 0.95, 0.05), BLOCK)
+    row = _row(db_path, "imgs", digest)
+    assert row["preview_extracted"] == 1
+    assert row["preview_path"] == result["paths"]["preview"]
+    assert len(events.of("asset:thumbnail-ready")) == 1
+
+
+async def test_a_raw_prefers_its_paired_jpeg(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    jpeg = make_jpeg(archive / "loc" / "IMG_0002.jpg", 2400, 1600)
+    jpeg_hash = add_media_row(db_path, "image", jpeg, location.locid)
+    raw = make_dng(archive / "loc" / "IMG_0002.dng", jpg_from_raw=_jpeg_bytes(300, 200))
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    payload = {"hash": digest, "mediaType": "image", "archivePath": str(raw), "pairedHash": jpeg_hash}
+
+    result = await thumbnail_handler(pool)(make_context(Queue.THUMBNAIL, payload))
+
+    assert result["source"] == "paired-jpeg"
+    assert _sizes(result["paths"]) == {"sm": (600, 400), "lg": (1200, 800), "preview": (2400, 1600)}
+    assert Path(result["paths"]["sm"]).name == f"{digest}_400.jpg"
+    assert _row(db_path, "imgs", digest)["preview_extracted"] == 0
+
+
+async def test_a_raw_without_pair_or_preview_is_a_clear_final_error(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    raw = make_dng(archive / "loc" / "IMG_0003.dng")
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
+
+    with pytest.raises(CannotRender, match="no paired JPEG and no embedded JPEG preview") as raised:
+        await thumbnail_handler(pool)(job)
+
+    assert raised.value.retryable is False
+    assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
+    assert events.sent == []
+
+
+async def test_a_raw_whose_paired_jpeg_is_not_archived_yet_is_retried(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    raw = make_dng(archive / "loc" / "IMG_0004.dng")
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    payload = {"hash": digest, "mediaType": "image", "archivePath": str(raw), "pairedHash": "0" * 16}
+
+    with pytest.raises(ThumbnailError, match="not in the archive yet") as raised:
+        await thumbnail_handler(pool)(make_context(Queue.THUMBNAIL, payload))
+
+    assert getattr(raised.value, "retryable", True) is True
+
+
+# --- Video ---
+
+
+@pytest.mark.parametrize(
+    ("rotate", "seconds", "expected"),
+    [
+        (None, 2.0, {"sm": (711, 400), "lg": (1280, 720), "preview": (1280, 720)}),
+        (90, 2.0, {"sm": (400, 711), "lg": (720, 1280), "preview": (720, 1280)}),
+        (None, 0.4, {"sm": (711, 400), "lg": (1280, 720), "preview": (1280, 720)}),
+    ],
+    ids=["landscape", "portrait-phone", "shorter-than-1s"],
+)
+async def test_a_video_gets_a_poster_frame_shown_as_it_plays(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+    rotate: int | None,
+    seconds: float,
+    expected: dict[str, tuple[int, int]],
+) -> None:
+    video = make_video(archive / "loc" / "clip.mp4", 1280, 720, seconds=seconds, rotate=rotate)
+    digest = add_media_row(db_path, "video", video, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "video", "archivePath": str(video)})
+
+    result = await thumbnail_handler(pool)(job)
+
+    assert result["source"] == "poster-frame"
+    assert _sizes(result["paths"]) == expected
+    row = _row(db_path, "vids", digest)
+    assert row["poster_extracted"] == 1
+    assert (row["thumb_path_sm"], row["thumb_path_lg"], row["preview_path"], row["thumb_path"]) == (
+        result["paths"]["sm"],
+        result["paths"]["lg"],
+        result["paths"]["preview"],
+        result["paths"]["sm"],
+    )
+    assert events.of("asset:thumbnail-ready") == [
+        {"hash": digest, "mediaType": "video", "paths": result["paths"]}
+    ]
+
+
+async def test_without_ffmpeg_a_video_fails_for_good_naming_the_option(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    toolset: Toolset,
+    pool: ExifToolPool,
+) -> None:
+    video = make_video(archive / "loc" / "clip.mp4")
+    digest = add_media_row(db_path, "video", video, location.locid)
+    payload = {"hash": digest, "mediaType": "video", "archivePath": str(video)}
+    job = make_context(Queue.THUMBNAIL, payload, tools=dataclasses.replace(toolset, ffmpeg=None))
+
+    with pytest.raises(ToolMissing, match="ffmpeg not found; set --ffmpeg") as raised:
+        await thumbnail_handler(pool)(job)
+
+    assert raised.value.retryable is False
+    assert _row(db_path, "vids", digest)["poster_extracted"] == 0
+
+
+# --- Failures ---
+
+
+async def test_a_corrupt_jpeg_fails_the_attempt_leaving_nothing(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    broken = make_corrupt_jpeg(archive / "loc" / "broken.jpg")
+    digest = add_media_row(db_path, "image", broken, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(broken)})
+
+    with pytest.raises(ThumbnailError, match=r"cannot decode .*broken\.jpg") as raised:
+        await thumbnail_handler(pool)(job)
+
+    # Retried by the queue, then dead-lettered.
+    assert getattr(raised.value, "retryable", True) is True
+    assert not any(Path(p).exists() for p in thumbnail_paths(str(archive), digest).values())
+    assert not (archive / ".thumbnails").exists()
+    assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
+    assert events.sent == []
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pillow_heif") is not None, reason="pillow-heif is installed: HEIC is decoded"
+)
+async def test_heic_without_a_decoder_fails_for_good_saying_why(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    heic = archive / "loc" / "IMG_0005.HEIC"
+    heic.parent.mkdir(parents=True, exist_ok=True)
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    digest = add_media_row(db_path, "image", heic, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(heic)})
+
+    with pytest.raises(CannotRender, match="no HEIC/HEIF decoder: pillow-heif is not installed") as raised:
+        await thumbnail_handler(pool)(job)
+
+    assert raised.value.retryable is False
+
+
+async def test_without_an_archive_folder_the_job_says_so(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    photo = make_jpeg(archive / "loc" / "photo.jpg", 600, 400)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    with pytest.raises(ThumbnailError, match="archive folder not configured"):
+        await thumbnail_handler(pool)(dataclasses.replace(job, archive_root=None))
+
+
+async def test_a_row_deleted_before_the_job_ran_is_skipped(
+    archive: Path, make_context: ContextMaker, events: RecordedEvents, pool: ExifToolPool
+) -> None:
+    job = make_context(
+        Queue.THUMBNAIL, {"hash": "0123456789abcdef", "mediaType": "image", "archivePath": "/x.jpg"}
+    )
+
+    result = await thumbnail_handler(pool)(job)
+
+    assert result == {"paths": None, "skipped": "no imgs row for 0123456789abcdef"}
+    assert events.sent == []
+    assert not (archive / ".thumbnails").exists()
+
+
+async def test_a_payload_hash_that_is_not_a_hash_never_becomes_a_path(
+    make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    job = make_context(Queue.THUMBNAIL, {"hash": "../../etc/passwd", "mediaType": "image"})
+
+    with pytest.raises(CannotRender, match="without a valid hash"):
+        await thumbnail_handler(pool)(job)
+
+
+async def test_a_missing_source_file_fails_the_attempt_saying_so(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    photo = make_jpeg(archive / "loc" / "gone.jpg", 600, 400)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    photo.unlink()
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    with pytest.raises(ThumbnailError, match=r"source file missing: .*gone\.jpg") as raised:
+        await thumbnail_handler(pool)(job)
+
+    assert getattr(raised.value, "retryable", True) is True  # a drive may come back
