@@ -26,6 +26,7 @@ from sidecar.jobs.handlers.exiftool import exiftool_handler
 from sidecar.jobs.handlers.ffprobe import ffprobe
 from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.handlers.location_stats import location_stats
+from sidecar.jobs.handlers.thumbnail import thumbnail_handler
 from sidecar.jobs.handlers.video_proxy import video_proxy
 from sidecar.jobs.scheduler import CONCURRENCY, JobScheduler
 from sidecar.jobs.store import JobStore, Queue
@@ -52,6 +53,7 @@ def job_handlers(exiftool: ExifToolPool) -> dict[Queue, JobHandler]:
     """The handler of every queue; a queue without one would keep its jobs pending."""
     return {
         Queue.EXIFTOOL: exiftool_handler(exiftool),
+        Queue.THUMBNAIL: thumbnail_handler(exiftool),
         Queue.FFPROBE: ffprobe,
         Queue.VIDEO_PROXY: video_proxy,
         Queue.LIVE_PHOTO: live_photo,
