@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         help="hash while copying, one read per file (auto: for network shares)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    # Listed here for --help; they parse their own options (`au-sidecar import --help`).
+    commands.add_parser("import", help="import files into an archive through a sidecar, with progress")
     return parser
 
 
@@ -69,8 +73,21 @@ def _serve(config: Config) -> int:
     return asyncio.run(Sidecar(config).run(streams))
 
 
+def _tool(argv: list[str]) -> int | None:
+    """Run `import` with the rest of the arguments; None for anything else."""
+    if argv[:1] == ["import"]:
+        from sidecar.console import importer
+
+        return importer.main(argv[1:])
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    code = _tool(arguments)
+    if code is not None:
+        return code
+    args = _parser().parse_args(arguments)
     if args.command == "serve":
         return _serve(_config(args))
     raise AssertionError(f"unhandled command {args.command}")

@@ -65,6 +65,8 @@ class SidecarClient:
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
             limit=LINE_LIMIT,
+            # A Ctrl-C in the terminal is for us to handle (cancel, stop waiting), not for the sidecar.
+            start_new_session=True,
         )
         client = cls(process, on_notification)
         try:
