@@ -65,7 +65,10 @@ class JsonRpcConnection {
     // A UTF-8 byte is at most 3 per UTF-16 unit: only long strings need measuring.
     if (line.length * 3 > this.maxLineBytes && Buffer.byteLength(line) - 1 > this.maxLineBytes) {
       return Promise.reject(
-        new SidecarUnavailableError(`${method}: the request exceeds the protocol's 16 MiB message cap`, 'SIDECAR_NOT_SENT'),
+        new SidecarUnavailableError(
+          `${method}: the request exceeds the protocol's 16 MiB message cap`,
+          'SIDECAR_NOT_SENT',
+        ),
       );
     }
     return new Promise((resolve, reject) => {
@@ -154,7 +157,8 @@ class JsonRpcConnection {
         this.onNotification(method, params);
       } else {
         // The protocol has no sidecar → app requests; answer so the peer does not wait forever.
-        this.#write(`${JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } })}\n`);
+        const error = { code: -32601, message: 'Method not found' };
+        this.#write(`${JSON.stringify({ jsonrpc: '2.0', id, error })}\n`);
       }
       return;
     }

@@ -42,7 +42,11 @@ const NOTIFICATIONS = Object.freeze([
 
 /**
  * The error table (x-errors): switch on `code` or `kind`, never on the message.
- * @type {ReadonlyArray<{code: import('../types/protocol').ErrorCode, kind: import('../types/protocol').ErrorKind, message: string}>}
+ * @type {ReadonlyArray<{
+ *   code: import('../types/protocol').ErrorCode,
+ *   kind: import('../types/protocol').ErrorKind,
+ *   message: string,
+ * }>}
  */
 const ERRORS = Object.freeze([
   { code: -32700, kind: "parse_error", message: "Parse error" },

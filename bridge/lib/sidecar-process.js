@@ -131,13 +131,16 @@ class SidecarProcess {
     const stderr = new LineSplitter({
       maxLineBytes: MAX_STDERR_LINE_BYTES,
       onLine: (line) => logSidecarLine(logger, line, pid),
-      onOverflow: (bytes) => logger.warn('dropped an over-long stderr line', { action: 'bridge.stderr_too_long', pid, bytes }),
+      onOverflow: (bytes) =>
+        logger.warn('dropped an over-long stderr line', { action: 'bridge.stderr_too_long', pid, bytes }),
     });
     child.stderr.on('data', (/** @type {Buffer} */ chunk) => stderr.push(chunk));
     child.stderr.on('end', () => stderr.end());
 
     // EPIPE and friends when the process dies mid-write: the exit handling below reports it.
-    child.stdin.on('error', (error) => logger.debug('sidecar stdin error', { action: 'bridge.stdin_error', pid, error: error.message }));
+    child.stdin.on('error', (error) =>
+      logger.debug('sidecar stdin error', { action: 'bridge.stdin_error', pid, error: error.message }),
+    );
 
     let exitCode = /** @type {number | null} */ (null);
     let exitSignal = /** @type {NodeJS.Signals | null} */ (null);
@@ -209,7 +212,11 @@ class SidecarProcess {
       child.stdin.end();
       if (await settlesWithin(this.exited, Math.max(0, deadline - Date.now()))) return this.exited;
 
-      logger.warn('the sidecar did not exit after shutdown; sending SIGTERM', { action: 'bridge.sigterm', pid, gracefulMs });
+      logger.warn('the sidecar did not exit after shutdown; sending SIGTERM', {
+        action: 'bridge.sigterm',
+        pid,
+        gracefulMs,
+      });
       this.#signal('SIGTERM', { group: false });
       if (await settlesWithin(this.exited, terminateMs)) return this.exited;
 
@@ -263,7 +270,10 @@ class SidecarProcess {
       }
     };
     if (!signalGroup(0)) return;
-    this.options.logger.warn('stopping the processes the sidecar left behind', { action: 'bridge.reap_group', pgid: pid });
+    this.options.logger.warn('stopping the processes the sidecar left behind', {
+      action: 'bridge.reap_group',
+      pgid: pid,
+    });
     signalGroup('SIGTERM');
     setTimeout(() => signalGroup('SIGKILL'), REAP_KILL_AFTER_MS).unref();
   }

@@ -264,7 +264,8 @@ function renderTypes(doc, converter) {
     const paramsSchema = converter.load(converter.fileOf(method['x-paramsSchema']));
     const resultSchema = converter.load(converter.fileOf(method.result.schema));
     const summary = method.summary ? `\`${method.name}\`: ${method.summary}.` : `\`${method.name}\``;
-    out.push(converter.declaration(`${base}Params`, paramsSchema, `${summary} Params, as the preload passes them.`, labels));
+    const paramsDoc = `${summary} Params, as the preload passes them.`;
+    out.push(converter.declaration(`${base}Params`, paramsSchema, paramsDoc, labels));
     out.push(converter.declaration(`${base}Result`, resultSchema, `\`${method.name}\` result.`));
   }
 
@@ -301,7 +302,7 @@ function renderTypes(doc, converter) {
 function renderRuntime(doc) {
   const list = (/** @type {string[]} */ names) => names.map((name) => `  ${JSON.stringify(name)},`).join('\n');
   const errors = doc['x-errors']
-    .map((error) => `  { code: ${error.code}, kind: ${JSON.stringify(error.kind)}, message: ${JSON.stringify(error.message)} },`)
+    .map(({ code, kind, message }) => `  { code: ${code}, kind: ${JSON.stringify(kind)}, message: ${JSON.stringify(message)} },`)
     .join('\n');
   return `// @ts-check
 ${HEADER.split('\n').map((line) => `// ${line}`).join('\n')}
@@ -328,7 +329,11 @@ ${list(doc['x-notifications'].map((notification) => notification.name))}
 
 /**
  * The error table (x-errors): switch on \`code\` or \`kind\`, never on the message.
- * @type {ReadonlyArray<{code: import('../types/protocol').ErrorCode, kind: import('../types/protocol').ErrorKind, message: string}>}
+ * @type {ReadonlyArray<{
+ *   code: import('../types/protocol').ErrorCode,
+ *   kind: import('../types/protocol').ErrorKind,
+ *   message: string,
+ * }>}
  */
 const ERRORS = Object.freeze([
 ${errors}
