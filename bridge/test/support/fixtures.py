@@ -25,7 +25,13 @@ def location(db_path: str) -> dict[str, object]:
             "INSERT OR REPLACE INTO settings (key, value)"
             " VALUES ('current_user_id', 'user-1'), ('current_user', 'alice')"
         )
-    return {"locid": locid, "loc12": loc12, "address_state": "NY", "type": "Factory", "slocnam": "old-factory"}
+    return {
+        "locid": locid,
+        "loc12": loc12,
+        "address_state": "NY",
+        "type": "Factory",
+        "slocnam": "old-factory",
+    }
 
 
 def dead_letter(db_path: str, queue: str, failed_at: str) -> int:
