@@ -320,7 +320,7 @@ class BytePool:
             max_workers=self.workers,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(self._cancel, self._started),
+            initargs=(self._cancel, self._started, True),
         )
         # Each submit finds no idle worker and spawns one, so this starts all of them now.
         return executor, [executor.submit(warm) for _ in range(self.workers)]

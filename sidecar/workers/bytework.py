@@ -11,6 +11,7 @@ import os
 import secrets
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -72,11 +73,29 @@ _buffer: mmap.mmap | None = None  # page-aligned read buffer, reused for every f
 _libc: ctypes.CDLL | None = None
 
 
-def init_worker(cancel_event: CancelFlag | None, started: StartSlots | None = None) -> None:
-    """Pool initializer: keep the shared cancel event and the batch start-time slots (see run_batch)."""
+# How often a pool worker checks that the sidecar that spawned it still lives.
+PARENT_CHECK_S = 0.5
+
+
+def init_worker(
+    cancel_event: CancelFlag | None, started: StartSlots | None = None, exit_with_parent: bool = False
+) -> None:
+    """Pool initializer: keep the shared cancel event and the batch start-time slots (see run_batch),
+    and in the pool, end this worker when the sidecar is gone."""
     global _cancel, _started
     _cancel = cancel_event
     _started = started
+    if exit_with_parent:
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A sidecar killed with SIGKILL cannot stop its pool: without this its workers (and the
+    multiprocessing resource tracker they keep alive) would live on, holding the app's stderr pipe.
+    Being adopted by another process is how a child learns its parent died, on Linux and macOS."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
 
 
 def warm() -> int:

@@ -149,3 +149,54 @@ def test_stray_output_never_reaches_the_protocol_stream(tmp_path: Path):
 async def test_concurrent_clients_calls_are_answered_in_any_order(sidecar: SidecarProcess):
     results = await asyncio.gather(*(sidecar.request("sidecar:info") for _ in range(20)))
     assert {r["pid"] for r in results} == {sidecar.process.pid}
+
+
+def _pool_workers(parent: int) -> list[int]:
+    """The byte pool's spawned workers: children of `parent` running multiprocessing's spawn_main."""
+    workers = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == parent and b"spawn_main" in cmdline:
+            workers.append(int(entry))
+    return workers
+
+
+async def _exited(pid: int) -> None:
+    """Until the process ends: a pidfd becomes readable then (no polling)."""
+    try:
+        descriptor = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    gone = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(descriptor, gone.set)
+    try:
+        await gone.wait()
+    finally:
+        loop.remove_reader(descriptor)
+        os.close(descriptor)
+
+
+async def test_a_killed_sidecar_takes_its_pool_workers_with_it(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    from tests.e2e.archive_checks import add_location, write
+
+    client = await spawn_sidecar(sidecar_paths.args())
+    location = add_location(sidecar_paths.db)
+    write(tmp_path / "src" / "a.jpg", 1000)
+    await client.request("import:v2:start", location.start_params(tmp_path / "src"))  # the pool is up
+    workers = _pool_workers(client.process.pid)
+    assert workers, "no pool workers found"
+
+    client.process.kill()  # the sidecar alone, as a crash would: not its process group
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(_exited(pid) for pid in workers))
+        await client.process.wait()  # its pipes close only once no worker holds them
