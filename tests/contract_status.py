@@ -4,12 +4,4 @@ one is not."""
 
 NOT_YET_IMPLEMENTED: frozenset[str] = frozenset()
 
-NOT_YET_EMITTED = frozenset(
-    {
-        "jobs:progress",
-        "asset:thumbnail-ready",
-        "asset:metadata-complete",
-        "asset:proxy-ready",
-        "jobs:deadLetter",
-    }
-)
+NOT_YET_EMITTED: frozenset[str] = frozenset()

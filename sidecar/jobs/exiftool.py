@@ -92,16 +92,19 @@ class ExifToolProcess:
 
 async def _read_until_marker(stream: asyncio.StreamReader, marker: bytes) -> bytes:
     """Everything before `{readyN}` and its line end. Binary output (`-b`) may contain newlines,
-    so the marker is looked for at the end of what has arrived, not per line."""
+    so the marker is looked for at the end of what has arrived (only the end: a preview of
+    megabytes arrives in many chunks), not per line."""
     data = bytearray()
+    tail = len(marker) + 2  # the marker and "\r\n" at most
     while True:
         chunk = await stream.read(1 << 16)
         if not chunk:
             raise ToolFailed("exiftool exited unexpectedly")
         data += chunk
-        end = data.rstrip(b"\r\n")
+        last = bytes(data[-tail:])
+        end = last.rstrip(b"\r\n")
         if end.endswith(marker):
-            return bytes(end[: -len(marker)])
+            return bytes(data[: len(data) - len(last) + len(end) - len(marker)])
 
 
 class ExifToolPool:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from sidecar.db.connection import Database
-from sidecar.jobs.exiftool import ExifToolPool
+from sidecar.jobs.exiftool import ExifToolPool, _read_until_marker
 from sidecar.jobs.handlers.exiftool import exiftool_handler, parse_exif_date
 from sidecar.jobs.process import ToolFailed, ToolMissing
 from sidecar.jobs.store import Queue
@@ -213,3 +213,27 @@ async def test_the_handler_never_touches_rows_of_other_files(
     )
     rows = await db.fetch_all("SELECT imghash, meta_camera_make FROM imgs ORDER BY imghash")
     assert dict((r[0], r[1]) for r in rows) == {digests[0]: "A", digests[1]: None}
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b"{ready1}\n"], b""),
+        ([b"[]\n{ready1}"], b"[]\n"),
+        ([b"x" * 70_000, b"y{ready1}\r\n"], b"x" * 70_000 + b"y"),  # binary output over many reads
+        ([b"a{rea", b"dy1}\n"], b"a"),  # the marker split across reads
+    ],
+)
+async def test_output_ends_at_the_ready_marker(chunks: list[bytes], expected: bytes) -> None:
+    stream = asyncio.StreamReader()
+    for chunk in chunks:
+        stream.feed_data(chunk)
+    assert await _read_until_marker(stream, b"{ready1}") == expected
+
+
+async def test_a_stream_that_ends_without_the_marker_is_a_dead_exiftool() -> None:
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"partial")
+    stream.feed_eof()
+    with pytest.raises(ToolFailed, match="exited unexpectedly"):
+        await _read_until_marker(stream, b"{ready1}")
