@@ -4,11 +4,14 @@ non-retryable job error naming the option to set."""
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sidecar.tools import Tool, child_env
 
+# Niceness of background transcodes (0 normal … 19 lowest).
+BACKGROUND_NICENESS = 10
 # What of a failed tool's stderr goes into the job's error (the end is where tools say why).
 STDERR_TAIL_BYTES = 2000
 
@@ -44,12 +47,15 @@ async def run_tool(
     args: Sequence[str],
     *,
     on_stdout_line: Callable[[bytes], None] | None = None,
+    background: bool = False,
 ) -> ToolOutput:
     """Run `tool args…` to its end and return its output; raise ToolFailed on a non-zero exit.
 
     With `on_stdout_line`, stdout is handed over line by line as it comes (ffmpeg `-progress`)
-    instead of being collected. A cancelled caller (job timeout, shutdown) kills the process and
-    reaps it before the cancellation goes on, so no tool outlives its job.
+    instead of being collected. `background` lowers its CPU priority: a long transcode then takes
+    the cores only when the import and the quicker jobs leave them idle. A cancelled caller (job
+    timeout, shutdown) kills the process and reaps it before the cancellation goes on, so no tool
+    outlives its job.
     """
     process = await asyncio.create_subprocess_exec(
         tool.path,
@@ -61,6 +67,9 @@ async def run_tool(
         start_new_session=True,  # a Ctrl-C in the app's terminal reaches the sidecar, not its tools
     )
     assert process.stdout is not None and process.stderr is not None
+    if background and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):  # gone already, or not permitted: run at normal priority
+            os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICENESS)
     try:
         stderr_task = asyncio.create_task(_tail(process.stderr), name=f"{tool.path}-stderr")
         if on_stdout_line is None:

@@ -22,7 +22,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers.video_proxy import proxy_command, proxy_size, video_proxy
-from sidecar.jobs.process import ToolFailed, ToolMissing
+from sidecar.jobs.process import BACKGROUND_NICENESS, ToolFailed, ToolMissing, run_tool
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.jobs.video_probe import VideoFacts, video_facts
@@ -434,3 +434,21 @@ def test_the_command_deinterlaces_tone_maps_and_downmixes_when_needed() -> None:
     assert "tonemap=tonemap=hable:desat=0" in chain and chain[-2:] == ["scale=720:404", "setsar=1"]
     assert special[special.index("-ac") + 1] == "2"
     assert special[special.index("-color_trc") + 1] == "bt709"
+
+
+async def test_a_background_tool_runs_at_a_lower_cpu_priority(tmp_path: Path) -> None:
+    """Transcodes take the cores only when the import and the quick jobs leave them idle."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    shell = Tool(path="/bin/sh", version="")
+    niceness: list[int] = []
+
+    def running(line: bytes) -> None:
+        # The tool told us its pid and now waits on the gate: look at it, then let it finish.
+        niceness.append(int(Path(f"/proc/{int(line)}/stat").read_text().rpartition(")")[2].split()[16]))
+        os.close(os.open(gate, os.O_WRONLY))  # blocks until cat has opened it: a moment
+
+    script = ["-c", f"echo $$; cat {gate}"]
+    await run_tool(shell, script, on_stdout_line=running)
+    await run_tool(shell, script, on_stdout_line=running, background=True)
+    assert niceness[1] - niceness[0] == BACKGROUND_NICENESS
