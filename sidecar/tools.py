@@ -4,6 +4,7 @@ A tool that is missing or does not answer is reported as None; it never stops th
 """
 
 import asyncio
+import functools
 import os
 import shutil
 import sys
@@ -42,6 +43,20 @@ def child_env() -> dict[str, str]:
         else:
             env["LD_LIBRARY_PATH"] = original
     return env
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
+def tied_to_sidecar(argv: list[str]) -> list[str]:
+    """The command, made to die with the sidecar even when it is killed outright (SIGKILL, OOM):
+    nothing else would stop `exiftool -stay_open`, which keeps reading after its input closes.
+    On Linux, util-linux's `setpriv` sets the parent-death signal and then runs the tool itself;
+    elsewhere the tools stay in the sidecar's process group, which the bridge kills after a crash."""
+    setpriv = _setpriv()
+    return argv if setpriv is None else [setpriv, "--pdeathsig", "KILL", "--", *argv]
 
 
 def _locate(name: str, configured: str | None) -> str | None:

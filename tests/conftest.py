@@ -56,7 +56,13 @@ async def spawn_sidecar() -> AsyncIterator[Spawn]:
                 await client.kill()
                 raise AssertionError("sidecar did not exit within 10 s of stdin EOF") from None
         else:
-            await asyncio.gather(*client._tasks, return_exceptions=True)
+            try:
+                async with asyncio.timeout(10):  # its pipes close once nothing it started holds them
+                    await asyncio.gather(*client._tasks, return_exceptions=True)
+            except TimeoutError:
+                raise AssertionError(
+                    "a killed sidecar's pipes stayed open: something it started lives on"
+                ) from None
     for client in started:
         assert not client.violations, client.violations
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from sidecar.jobs.process import ToolFailed, require
-from sidecar.tools import Tool, child_env
+from sidecar.tools import Tool, child_env, tied_to_sidecar
 
 # Flat tags, numeric values (signed decimal GPS, numeric orientation), names as exiftool spells them.
 READ_TAGS_ARGS = ("-json", "-n", "-charset", "filename=utf8")
@@ -33,16 +33,11 @@ class ExifToolProcess:
     @classmethod
     async def start(cls, tool: Tool) -> "ExifToolProcess":
         process = await asyncio.create_subprocess_exec(
-            tool.path,
-            "-stay_open",
-            "True",
-            "-@",
-            "-",
+            *tied_to_sidecar([tool.path, "-stay_open", "True", "-@", "-"]),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=child_env(),
-            start_new_session=True,
             limit=2**20,
         )
         return cls(process)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sidecar.tools import Tool, child_env
+from sidecar.tools import Tool, child_env, tied_to_sidecar
 
 # Niceness of background transcodes (0 normal … 19 lowest).
 BACKGROUND_NICENESS = 10
@@ -58,13 +58,11 @@ async def run_tool(
     outlives its job.
     """
     process = await asyncio.create_subprocess_exec(
-        tool.path,
-        *args,
+        *tied_to_sidecar([tool.path, *args]),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=child_env(),
-        start_new_session=True,  # a Ctrl-C in the app's terminal reaches the sidecar, not its tools
     )
     assert process.stdout is not None and process.stderr is not None
     if background and hasattr(os, "setpriority"):

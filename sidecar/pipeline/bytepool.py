@@ -90,7 +90,9 @@ class BytePool:
                 "byte pool started",
                 extra={
                     "action": "bytepool.start",
-                    "workers": len(set(pids)),
+                    "workers": self.workers,
+                    # Distinct workers that answered the warm-up: a quick one may take both calls.
+                    "warmed": len(set(pids)),
                     "ms": round((time.monotonic() - began) * 1000),
                 },
             )

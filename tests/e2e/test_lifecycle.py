@@ -153,6 +153,11 @@ async def test_concurrent_clients_calls_are_answered_in_any_order(sidecar: Sidec
 
 def _pool_workers(parent: int) -> list[int]:
     """The byte pool's spawned workers: children of `parent` running multiprocessing's spawn_main."""
+    return _children(parent, b"spawn_main")
+
+
+def _children(parent: int, marker: bytes) -> list[int]:
+    """Children of `parent` whose command line contains `marker`."""
     workers = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -162,7 +167,7 @@ def _pool_workers(parent: int) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == parent and b"spawn_main" in cmdline:
+        if int(stat[1]) == parent and marker in cmdline:
             workers.append(int(entry))
     return workers
 
@@ -200,3 +205,26 @@ async def test_a_killed_sidecar_takes_its_pool_workers_with_it(
     async with asyncio.timeout(10):
         await asyncio.gather(*(_exited(pid) for pid in workers))
         await client.process.wait()  # its pipes close only once no worker holds them
+
+
+async def test_a_killed_sidecar_takes_its_exiftool_processes_with_it(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """`exiftool -stay_open` keeps reading after its input closes: only the parent-death signal
+    ends it when the sidecar is killed alone."""
+    from tests.e2e.archive_checks import add_location
+    from tests.media import make_jpeg
+
+    client = await spawn_sidecar(sidecar_paths.args())
+    location = add_location(sidecar_paths.db)
+    make_jpeg(tmp_path / "src" / "a.jpg", 64, 48)
+    await client.request("import:v2:start", location.start_params(tmp_path / "src"))
+    await client.notification("asset:metadata-complete")
+    exiftools = _children(client.process.pid, b"-stay_open")
+    assert exiftools, "no exiftool process found"
+
+    client.process.kill()
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(_exited(pid) for pid in exiftools))
+        await client.process.wait()
