@@ -18,7 +18,10 @@ async def immediate(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Conne
     try:
         yield conn
     except BaseException:
-        # Shielded so a cancelled task still releases SQLite's write lock.
-        await asyncio.shield(conn.execute("ROLLBACK"))
+        # SQLite may have rolled back already (it does on SQLITE_FULL, for one): a ROLLBACK then
+        # fails and would hide the error that matters. Shielded so a cancelled task still releases
+        # SQLite's write lock.
+        if conn.in_transaction:
+            await asyncio.shield(conn.execute("ROLLBACK"))
         raise
     await asyncio.shield(conn.execute("COMMIT"))
