@@ -8,6 +8,7 @@ interrupted by shutdown stays resumable and its caller is told so.
 import asyncio
 import os
 import shutil
+import sqlite3
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.db import settings
-from sidecar.db.connection import Database
+from sidecar.db.connection import BUSY_TIMEOUT_S, Database
 from sidecar.db.locations import Location, find_location
 from sidecar.errors import (
     ArchiveNotConfigured,
@@ -257,8 +258,9 @@ class ImportOrchestrator:
             status = "completed"
         except Cancelled:
             status, error = "cancelled", "Import cancelled"
-            await self._discard_unfinalized(record, resumable=False)
+            # Final first: were the status write to fail, the session stays resumable with its copies.
             await self._journal.set_status(sid, status, can_resume=False, error=error, completed_at=now_iso())
+            await self._discard_unfinalized(record, resumable=False)
         except Interrupted:
             progress.close()
             log.info("import interrupted", extra={"action": "import.interrupted", "session": sid})
@@ -269,12 +271,19 @@ class ImportOrchestrator:
         except ImportFailed as exc:
             error = str(exc)
             await self._fail(record, error)
-        except Exception:
-            incident = uuid.uuid4().hex[:12]
-            log.exception(
-                "import failed", extra={"action": "import.error", "session": sid, "incident": incident}
-            )
-            error = f"Internal error (incident {incident})"
+        except Exception as exc:
+            error = self._database_error(exc)
+            if error is not None:
+                log.warning(
+                    "import stopped by the database",
+                    extra={"action": "import.db_error", "session": sid, "error": str(exc)},
+                )
+            else:
+                incident = uuid.uuid4().hex[:12]
+                log.exception(
+                    "import failed", extra={"action": "import.error", "session": sid, "incident": incident}
+                )
+                error = f"Internal error (incident {incident})"
             await self._fail(record, error)
         finally:
             self._pool.clear_cancel()
@@ -306,9 +315,29 @@ class ImportOrchestrator:
         await self._discard_unfinalized(record, resumable=False)
 
     async def _fail(self, record: SessionRecord, error: str) -> None:
-        await self._discard_unfinalized(record, resumable=True)
-        tally = await self._journal.tally(record.session_id)
-        await self._journal.set_status(record.session_id, "failed", can_resume=True, error=error, tally=tally)
+        try:
+            await self._discard_unfinalized(record, resumable=True)
+            tally = await self._journal.tally(record.session_id)
+            await self._journal.set_status(
+                record.session_id, "failed", can_resume=True, error=error, tally=tally
+            )
+        except sqlite3.OperationalError as exc:
+            # The database that failed the import may refuse this too (still full, still locked):
+            # the session then keeps its last step, resumable as after a crash, and the caller
+            # still gets the failure.
+            log.warning(
+                "could not record the failure",
+                extra={"action": "import.fail_unrecorded", "session": record.session_id, "error": str(exc)},
+            )
+
+    def _database_error(self, exc: Exception) -> str | None:
+        """What to tell the user when the database stopped the import; None for anything else."""
+        name = getattr(exc, "sqlite_errorname", "") if isinstance(exc, sqlite3.OperationalError) else ""
+        if name.startswith("SQLITE_FULL"):
+            return f"Disk full: the database cannot grow ({self._db.path})"
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return f"Database locked by another process for more than {BUSY_TIMEOUT_S:g} s ({self._db.path})"
+        return None
 
     async def _discard_unfinalized(self, record: SessionRecord, resumable: bool) -> None:
         """Keep the archive invariant: every file under org-* has its row. Copies this session made
@@ -317,11 +346,13 @@ class ImportOrchestrator:
         targets = await self._journal.unfinalized_targets(sid)
         in_use = await self._journal.referenced(targets)
         folders = await self._journal.target_folders(sid)
+        if resumable:
+            # The journal first: a resume must never take a removed copy for a validated one (it
+            # would write rows for files that are gone). If this write fails, the copies stay.
+            await self._journal.uncopy(sid)
         await asyncio.to_thread(remove_files, [t for t in targets if t not in in_use])
         await asyncio.to_thread(sweep_temp_files, folders)
         await asyncio.to_thread(shutil.rmtree, staging_folder(record), True)
-        if resumable:
-            await self._journal.uncopy(sid)
 
     async def _archive_root(self) -> str:
         if self._archive_override is not None:
