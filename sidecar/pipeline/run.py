@@ -105,6 +105,7 @@ class ImportRun:
     jobs_added: Callable[[], None] = lambda: None
     from_medium: bool = True
     stop_reason: str | None = None  # set when copying had to stop early (disk full)
+    jobs_committed: bool = False
     _checked_folders: dict[Path, Path] = field(default_factory=dict)
 
     @property
@@ -127,7 +128,13 @@ class ImportRun:
         await self._hash()
         await self._copy()
         await self._validate()
-        await self._finalize()
+        try:
+            await self._finalize()
+        finally:
+            # The queue starts on them once the import is done with the disks and the database
+            # (jobs running beside the finalize slowed it by a fifth); after a failure too.
+            if self.jobs_committed:
+                self.jobs_added()
         if self.stop_reason is not None:
             raise ImportFailed(self.stop_reason)
 
@@ -437,8 +444,7 @@ class ImportRun:
                     dropped = {u.file_id for u in orphaned}
                     page = [f for f in page if f.file_id not in dropped]
                 result = await self.finalizer.commit(self.session, page, now_iso())
-                if result.jobs:
-                    self.jobs_added()
+                self.jobs_committed = self.jobs_committed or result.jobs > 0
                 self.progress.advance(work=len(page), files=len(page), size=sum(f.size for f in page))
                 self.progress.count(duplicates=result.duplicates)
 
