@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Listed here for --help; they parse their own options (`au-sidecar import --help`).
     commands.add_parser("import", help="import files into an archive through a sidecar, with progress")
+    commands.add_parser("repl", help="call the sidecar's methods interactively and watch its events")
     return parser
 
 
@@ -74,11 +75,15 @@ def _serve(config: Config) -> int:
 
 
 def _tool(argv: list[str]) -> int | None:
-    """Run `import` with the rest of the arguments; None for anything else."""
+    """Run `import` or `repl` with the rest of the arguments; None for anything else."""
     if argv[:1] == ["import"]:
         from sidecar.console import importer
 
         return importer.main(argv[1:])
+    if argv[:1] == ["repl"]:
+        from sidecar.console import repl
+
+        return repl.main(argv[1:])
     return None
 
 
