@@ -37,8 +37,8 @@ TIMEOUT_S: dict[Queue, float] = {
     Queue.BAGIT: 6 * 3600.0,
     Queue.LOCATION_STATS: 300.0,
 }
-# After an unexpected database error in a queue loop (e.g. the app held the lock past our busy
-# timeout): try again after this long, or sooner when woken.
+# After an unexpected database error in a queue loop or in writing a job's end (e.g. the app held
+# the lock past our busy timeout): try again after this long (the loop sooner when woken).
 ERROR_PAUSE_S = 1.0
 
 log = get_logger(__name__)
@@ -72,6 +72,7 @@ class JobScheduler:
         self._running: dict[asyncio.Task[None], ClaimedJob] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self._stopped = asyncio.Event()
 
     def wake(self, queues: Iterable[Queue] | None = None) -> None:
@@ -102,6 +103,7 @@ class JobScheduler:
         """Claim nothing more; give running jobs `grace_s` to finish, then cancel and release them
         (pending again, the stopped try not counted)."""
         self._stopping = True
+        self._stop_requested.set()
         for event in self._woken.values():
             event.set()
         end = time.monotonic() + grace_s
@@ -219,16 +221,30 @@ class JobScheduler:
         retryable: bool,
         started: float,
     ) -> None:
-        try:
-            if error is None:
-                await self._finish(job, result, started)
-            else:
-                await self._fail(job, error, retryable, started)
-        except Exception:
-            log.exception(
-                "job bookkeeping failed",
-                extra={"action": "jobs.bookkeeping_error", "job_id": job.job_id, "queue": job.queue.value},
-            )
+        """Write the job's end, again and again while the database refuses (the app holding its
+        lock past our busy timeout): given up, the job would stay `processing` until a restart.
+        Only a stop gives up; the next start releases the job."""
+        while True:
+            try:
+                if error is None:
+                    await self._finish(job, result, started)
+                else:
+                    await self._fail(job, error, retryable, started)
+                return
+            except Exception:
+                log.exception(
+                    "job bookkeeping failed",
+                    extra={
+                        "action": "jobs.bookkeeping_error",
+                        "job_id": job.job_id,
+                        "queue": job.queue.value,
+                    },
+                )
+            if self._stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ERROR_PAUSE_S):
+                    await self._stop_requested.wait()
 
     async def _finish(self, job: ClaimedJob, result: dict[str, Any] | None, started: float) -> None:
         unblocked = await self._store.complete(job.job_id, result, worker_id=self.worker_id)
@@ -240,6 +256,10 @@ class JobScheduler:
         dead = await self._store.fail(job.job_id, error, worker_id=self.worker_id, retryable=retryable)
         fields = {**_fields(job, started), "error": error}
         if not dead:
+            # Claim again rather than wait for the retry's time: it may have passed already (the
+            # write waited out the app's lock longer than the backoff), and a wake-up is only
+            # scheduled for retries still to come.
+            self._dirty[job.queue] = True
             log.warning("job failed; will retry", extra={"action": "jobs.failed", **fields})
             return
         log.error("job dead", extra={"action": "jobs.dead", **fields, "dead_children": len(dead) - 1})

@@ -8,12 +8,23 @@ partial file or a wrong row (SPEC §6 "Invariant", §10 "Reliability").
 
 import asyncio
 import os
+import sqlite3
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sidecar.db import connection
+from sidecar.db.connection import Database
+from sidecar.jobs.handlers import JobContext, JobHandler
+from sidecar.jobs.scheduler import JobScheduler
+from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
+from sidecar.timestamps import now_iso
+from sidecar.tools import Toolset
 from tests.conftest import SidecarPaths, Spawn
 from tests.e2e.archive_checks import add_location, assert_archive_invariant, hash16, org_files, rows, write
 
@@ -138,3 +149,193 @@ async def test_a_full_database_disk_during_finalize_fails_cleanly_and_resumes_on
     assert_rows_are_whole(paths.db)
     assert_archive_invariant(paths.db, paths.archive)
     assert len(org_files(paths.archive)) == 3000
+
+
+# -- 6. the app holds the database longer than our busy timeout -----------------------------------
+
+# A second process holding the write lock, as the running app can: it says "locked", holds for the
+# given seconds, then commits.
+HOLD_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+"""
+
+
+async def hold_database(db: Path, seconds: float) -> asyncio.subprocess.Process:
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_LOCK, str(db), str(seconds), stdout=asyncio.subprocess.PIPE
+    )
+    assert holder.stdout is not None
+    async with asyncio.timeout(10):
+        assert await holder.stdout.readline() == b"locked\n"
+    return holder
+
+
+async def test_the_database_held_by_another_process_past_the_busy_timeout_fails_the_import_resumably(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """The lock is taken as the scan starts and held 12 s (the busy timeout is 10 s): the next
+    journal write gives up, the import fails saying why, the failure is recorded once the lock
+    goes, and the resume imports everything once."""
+    assert connection.BUSY_TIMEOUT_S == 10.0, "the hold below must outlast the busy timeout"
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    source = small_images(tmp_path / "src", per_folder=30)  # a journal write per folder
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=60))
+    await client.notification("import:v2:progress", lambda p: p["status"] == "scanning")
+    holder = await hold_database(sidecar_paths.db, 12.0)
+    # Reads never wait behind a writer (WAL): the app's status calls keep answering.
+    assert (await client.request("import:v2:status", timeout=5))["status"] != "idle"
+    await client.request("jobs:status", timeout=5)
+
+    result = await start
+
+    assert await holder.wait() == 0
+    assert result["status"] == "failed", result
+    assert result["error"] == (f"Database locked by another process for more than 10 s ({sidecar_paths.db})")
+    assert rows(sidecar_paths.db, "SELECT status, can_resume, error FROM import_sessions") == [
+        ("failed", 1, result["error"])
+    ]
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(0,)]
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    [resumable] = await client.request("import:v2:resumable")
+    assert resumable["sessionId"] == result["sessionId"]
+
+    resumed = await client.request("import:v2:resume", [result["sessionId"]], timeout=120)
+
+    assert resumed["status"] == "completed", resumed
+    assert resumed["finalizationResult"]["totalFinalized"] == 3000
+    assert rows(sidecar_paths.db, "SELECT count(*), count(DISTINCT imghash) FROM imgs") == [(3000, 3000)]
+    assert_rows_are_whole(sidecar_paths.db)
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+
+
+class JobEvents:
+    """The scheduler's event sink in these tests: dead letters are queued for the test to await."""
+
+    def __init__(self) -> None:
+        self.dead: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
+        if event == "jobs:deadLetter":
+            self.dead.put_nowait(payload)
+
+
+@asynccontextmanager
+async def scheduler_running(
+    store: JobStore,
+    handlers: Mapping[Queue, JobHandler],
+    *,
+    tools: Toolset | None = None,
+    archive: Path | None = None,
+    timeouts_s: Mapping[Queue, float] | None = None,
+) -> AsyncIterator[JobEvents]:
+    """The real scheduler over `store` with these handlers, stopped at the end."""
+    events = JobEvents()
+
+    async def toolset() -> Toolset:
+        return tools or Toolset(None, None, None)
+
+    async def archive_root() -> str | None:
+        return None if archive is None else str(archive)
+
+    scheduler = JobScheduler(
+        store, handlers, tools=toolset, archive_root=archive_root, events=events, timeouts_s=timeouts_s
+    )
+    task = asyncio.create_task(scheduler.run(), name="jobs-under-test")
+    scheduler.wake()
+    try:
+        yield events
+    finally:
+        await scheduler.stop(0)
+        async with asyncio.timeout(10):
+            await task
+
+
+async def add_jobs(db: Database, *jobs: NewJob, max_attempts: int | None = None) -> None:
+    async with db.transaction() as conn:
+        await insert_jobs(conn, jobs, now_iso())
+        if max_attempts is not None:
+            await conn.execute("UPDATE jobs SET max_attempts = ?", (max_attempts,))
+
+
+async def test_a_job_that_ends_while_the_app_holds_the_database_is_recorded_once_it_lets_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A job's end could not be written past the busy timeout; it stayed `processing` until the
+    sidecar restarted (nothing else claims it). Now the end is written once the lock goes. The
+    busy timeout is shortened here so the test holds the lock for a moment, not 10 s."""
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.2)
+    db_path = tmp_path / "au-archive.db"
+    db = await Database.open(db_path)
+    refused, recorded = asyncio.Event(), asyncio.Event()
+
+    class Store(JobStore):
+        async def complete(
+            self, job_id: str, result: dict[str, Any] | None, *, worker_id: str
+        ) -> list[Queue]:
+            try:
+                unblocked = await super().complete(job_id, result, worker_id=worker_id)
+            except sqlite3.OperationalError:
+                refused.set()
+                raise
+            recorded.set()
+            return unblocked
+
+    handler_running, finish = asyncio.Event(), asyncio.Event()
+
+    async def handler(job: JobContext) -> dict[str, Any]:
+        handler_running.set()
+        await finish.wait()
+        return {"done": True}
+
+    job = NewJob(Queue.LOCATION_STATS, {"locid": "x"})
+    try:
+        await add_jobs(db, job)
+        async with scheduler_running(Store(db), {Queue.LOCATION_STATS: handler}):
+            async with asyncio.timeout(10):
+                await handler_running.wait()
+            with closing(sqlite3.connect(db_path, isolation_level=None)) as app:
+                app.execute("BEGIN IMMEDIATE")
+                finish.set()
+                async with asyncio.timeout(10):
+                    await refused.wait()  # the job's end waited out the busy timeout
+                app.execute("COMMIT")
+            async with asyncio.timeout(10):
+                await recorded.wait()
+        assert rows(db_path, "SELECT status, attempts, result FROM jobs") == [
+            ("completed", 1, '{"done":true}')
+        ]
+    finally:
+        await db.close()
+
+
+async def test_a_retry_already_due_when_its_failure_is_written_still_runs(tmp_path: Path):
+    """A failure written late (the app held the database longer than the job's backoff) lands
+    with a retry time already past, and the queue scheduled wake-ups only for retries still to
+    come: the job sat pending until something else woke its queue. A zero backoff is that case
+    without the wait. (A queue of two slots: a full claim looks again anyway.)"""
+    db = await Database.open(tmp_path / "au-archive.db")
+    tries: list[int] = []
+    retried = asyncio.Event()
+
+    async def handler(job: JobContext) -> dict[str, Any]:
+        tries.append(job.attempt)
+        if job.attempt == 1:
+            raise RuntimeError("first try fails")
+        retried.set()
+        return {"attempt": job.attempt}
+
+    try:
+        await add_jobs(db, NewJob(Queue.THUMBNAIL, {"hash": "0" * 16}))
+        async with scheduler_running(JobStore(db, backoff_base_s=0.0), {Queue.THUMBNAIL: handler}):
+            async with asyncio.timeout(10):
+                await retried.wait()
+        assert tries == [1, 2]
+        assert rows(tmp_path / "au-archive.db", "SELECT status, attempts FROM jobs") == [("completed", 2)]
+    finally:
+        await db.close()
