@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.jobs.process import ToolFailed, require
+from sidecar.jobs.process import ToolFailed, killed_by, require
 from sidecar.tools import Tool, child_env, tied_to_sidecar
 
 # Flat tags, numeric values (signed decimal GPS, numeric orientation), names as exiftool spells them.
@@ -59,9 +59,21 @@ class ExifToolProcess:
         command = [*args, "-echo4", ready.decode(), f"-execute{number}"]
         stdin.write(("\n".join(command) + "\n").encode())
         await stdin.drain()
-        out = await _read_until_marker(stdout, ready)
-        err = await _read_until_marker(stderr, ready)
+        try:
+            out = await _read_until_marker(stdout, ready)
+            err = await _read_until_marker(stderr, ready)
+        except ToolFailed:
+            raise ToolFailed(f"exiftool exited unexpectedly{await self._how_it_ended()}") from None
         return out, err.decode(errors="replace").strip()
+
+    async def _how_it_ended(self) -> str:
+        """` (killed by SIGSEGV)` or ` (exit status 2)` once its output has closed ('' if it lingers)."""
+        try:
+            async with asyncio.timeout(1.0):
+                returncode = await self._process.wait()
+        except TimeoutError:
+            return ""
+        return f" (killed by {killed_by(returncode)})" if returncode < 0 else f" (exit status {returncode})"
 
     async def close(self) -> None:
         """Ask it to stop; kill it if it does not within a second."""

@@ -5,6 +5,7 @@ non-retryable job error naming the option to set."""
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -85,8 +86,18 @@ async def run_tool(
         raise
     if returncode != 0:
         name = tool.path.rsplit("/", 1)[-1]
-        raise ToolFailed(f"{name} exited with {returncode}: {stderr_tail or 'no message'}")
+        ended = f"was killed by {killed_by(returncode)}" if returncode < 0 else f"exited with {returncode}"
+        raise ToolFailed(f"{name} {ended}: {stderr_tail or 'no message'}")
     return ToolOutput(stdout=stdout, stderr_tail=stderr_tail)
+
+
+def killed_by(returncode: int) -> str:
+    """The signal a negative return code stands for, by name (`SIGSEGV`): "exited with -11" told
+    the user nothing."""
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
 
 
 async def _tail(stream: asyncio.StreamReader) -> bytes:

@@ -8,6 +8,7 @@ partial file or a wrong row (SPEC §6 "Invariant", §10 "Reliability").
 
 import asyncio
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,13 +21,19 @@ import pytest
 
 from sidecar.db import connection
 from sidecar.db.connection import Database
+from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobContext, JobHandler
+from sidecar.jobs.handlers.exiftool import exiftool_handler
+from sidecar.jobs.handlers.ffprobe import ffprobe
+from sidecar.jobs.handlers.video_proxy import video_proxy
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
-from sidecar.tools import Toolset
+from sidecar.tools import Tool, Toolset
 from tests.conftest import SidecarPaths, Spawn
 from tests.e2e.archive_checks import add_location, assert_archive_invariant, hash16, org_files, rows, write
+from tests.jobs.media_rows import add_media_row
+from tests.media import make_jpeg, make_video
 
 MEDIA_ROWS = "SELECT imgloc, imghash FROM imgs UNION ALL SELECT vidloc, vidhash FROM vids"
 
@@ -339,3 +346,154 @@ async def test_a_retry_already_due_when_its_failure_is_written_still_runs(tmp_pa
         assert rows(tmp_path / "au-archive.db", "SELECT status, attempts FROM jobs") == [("completed", 2)]
     finally:
         await db.close()
+
+
+# -- 7. external tools that hang or crash ---------------------------------------------------------
+
+
+def fake_tool(path: Path, name: str, body: str) -> Tool:
+    """A stand-in for a tool that hangs or crashes (sh): it answers the version probe like the
+    real one, then runs `body`."""
+    version = "13.00" if name == "exiftool" else f"{name} version 9.9-fake"
+    path.write_text(f'#!/bin/sh\ncase "$1" in -ver|-version) echo "{version}"; exit 0;; esac\n{body}\n')
+    path.chmod(0o755)
+    return Tool(path=str(path), version=version)
+
+
+def hangs(pid_file: Path) -> str:
+    """Say who it is, then hang: `exec` keeps the pid the sidecar started (and must kill)."""
+    return f'echo $$ >> "{pid_file}"\nexec sleep 600'
+
+
+def started_pids(pid_file: Path) -> list[int]:
+    return [int(line) for line in pid_file.read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    """Running, or dead but never reaped (a zombie answers signal 0 too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def real_tool(name: str) -> Tool:
+    path = shutil.which(name)
+    assert path is not None, f"scripts/setup installs {name}"
+    return Tool(path=path, version="real")
+
+
+async def test_a_hanging_exiftool_times_out_is_killed_and_the_next_try_gets_a_fresh_one(tmp_path: Path):
+    db = await Database.open(tmp_path / "au-archive.db")
+    pid_file = tmp_path / "exiftool.pids"
+    exiftool = fake_tool(tmp_path / "exiftool", "exiftool", hangs(pid_file))
+    photo = make_jpeg(tmp_path / "a.jpg", 64, 48)
+    pool = ExifToolPool(1)
+    payload = {"hash": hash16(photo), "mediaType": "image", "archivePath": str(photo)}
+    try:
+        await add_jobs(db, NewJob(Queue.EXIFTOOL, payload), max_attempts=2)
+        async with scheduler_running(
+            JobStore(db, backoff_base_s=0.001),
+            {Queue.EXIFTOOL: exiftool_handler(pool)},
+            tools=Toolset(exiftool, None, None),
+            timeouts_s={Queue.EXIFTOOL: 1.0},
+        ) as events:
+            async with asyncio.timeout(20):
+                dead = await events.dead.get()
+        assert (dead["error"], dead["attempts"]) == ("timed out after 1 s", 2)
+        tries = started_pids(pid_file)
+        assert len(tries) == 2, "the hung process was reused for the second try"
+        assert [pid for pid in tries if alive(pid)] == [], "a timed-out exiftool outlived its job"
+    finally:
+        await pool.close()
+        await db.close()
+
+
+async def test_a_hanging_ffmpeg_times_out_is_killed_and_leaves_no_partial_proxy(tmp_path: Path):
+    db_path = tmp_path / "au-archive.db"
+    db = await Database.open(db_path)
+    location = add_location(db_path)
+    clip = make_video(tmp_path / "archive" / "org-vid" / "clip.mp4")
+    digest = add_media_row(db_path, "video", clip, location.locid)
+    pid_file, written = tmp_path / "ffmpeg.pids", tmp_path / "ffmpeg.wrote"
+    # It starts its output (the last argument) and then hangs, as a stuck transcode does.
+    ffmpeg = fake_tool(
+        tmp_path / "ffmpeg",
+        "ffmpeg",
+        f'for out; do :; done\nprintf partial > "$out"\necho "$out" > "{written}"\n{hangs(pid_file)}',
+    )
+    payload = {"hash": digest, "mediaType": "video", "archivePath": str(clip)}
+    try:
+        await add_jobs(db, NewJob(Queue.VIDEO_PROXY, payload), max_attempts=1)
+        async with scheduler_running(
+            JobStore(db),
+            {Queue.VIDEO_PROXY: video_proxy},
+            tools=Toolset(None, real_tool("ffprobe"), ffmpeg),
+            timeouts_s={Queue.VIDEO_PROXY: 1.0},
+        ) as events:
+            async with asyncio.timeout(20):
+                dead = await events.dead.get()
+        assert (dead["error"], dead["attempts"]) == ("timed out after 1 s", 1)
+        [pid] = started_pids(pid_file)
+        assert not alive(pid), "a timed-out ffmpeg outlived its job"
+        partial = Path(written.read_text().strip())
+        assert partial.parent == clip.parent and not partial.exists()
+        assert sorted(p.name for p in clip.parent.iterdir()) == ["clip.mp4"], "a partial proxy was left"
+        assert rows(db_path, "SELECT count(*) FROM video_proxies") == [(0,)]
+    finally:
+        await db.close()
+
+
+async def test_an_ffprobe_killed_by_a_signal_fails_its_job_naming_the_signal(tmp_path: Path):
+    db_path = tmp_path / "au-archive.db"
+    db = await Database.open(db_path)
+    location = add_location(db_path)
+    clip = make_video(tmp_path / "archive" / "org-vid" / "clip.mp4")
+    digest = add_media_row(db_path, "video", clip, location.locid)
+    crashing = fake_tool(tmp_path / "ffprobe", "ffprobe", "kill -SEGV $$")
+    payload = {"hash": digest, "mediaType": "video", "archivePath": str(clip)}
+    try:
+        await add_jobs(db, NewJob(Queue.FFPROBE, payload), max_attempts=1)
+        async with scheduler_running(
+            JobStore(db), {Queue.FFPROBE: ffprobe}, tools=Toolset(None, crashing, None)
+        ) as events:
+            async with asyncio.timeout(20):
+                dead = await events.dead.get()
+        assert dead["error"] == "ffprobe was killed by SIGSEGV: no message"
+        assert rows(db_path, "SELECT meta_ffmpeg FROM vids") == [(None,)]
+    finally:
+        await db.close()
+
+
+async def test_an_exiftool_that_crashes_mid_command_fails_that_try_and_a_fresh_one_finishes_the_job(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """The first exiftool the sidecar starts dies of SIGSEGV while reading its first command;
+    later ones are the real exiftool. The try fails saying so, the pool starts a new process, and
+    the retry (after the queue's backoff) stores the metadata."""
+    crashed = tmp_path / "crashed"
+    exiftool = fake_tool(
+        tmp_path / "exiftool",
+        "exiftool",
+        f'if [ ! -e "{crashed}" ]; then touch "{crashed}"; read -r line; kill -SEGV $$; fi\n'
+        f'exec "{real_tool("exiftool").path}" "$@"',
+    )
+    client = await spawn_sidecar([*sidecar_paths.args(), "--exiftool", exiftool.path])
+    location = add_location(sidecar_paths.db)
+    photo = make_jpeg(tmp_path / "src" / "IMG_0001.JPG", 320, 240, make="Canon", model="EOS R5")
+    result = await client.request("import:v2:start", location.start_params(tmp_path / "src"))
+    assert result["status"] == "completed"
+
+    metadata = await client.notification("asset:metadata-complete", timeout=60)
+    await client.notification("asset:thumbnail-ready", timeout=60)  # it waits for the metadata job's end
+
+    assert crashed.exists()
+    assert metadata["hash"] == hash16(photo) and metadata["metadata"]["cameraMake"] == "Canon"
+    [failed_try] = [r for r in client.stderr_json() if r.get("action") == "jobs.failed"]
+    assert (failed_try["queue"], failed_try["attempt"]) == ("exiftool", 1)
+    assert failed_try["error"] == "exiftool exited unexpectedly (killed by SIGSEGV)"
+    assert rows(sidecar_paths.db, "SELECT status, attempts FROM jobs WHERE queue = 'exiftool'") == [
+        ("completed", 2)
+    ]
+    assert rows(sidecar_paths.db, "SELECT meta_camera_model FROM imgs") == [("EOS R5",)]
