@@ -9,10 +9,10 @@ which a resume redoes (copies are idempotent: a target with the right content is
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from sidecar.db.connection import Database
 from sidecar.db.locations import Location
@@ -61,6 +61,7 @@ TEMP_SUFFIX = ".aus-tmp"
 log = get_logger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
+W = TypeVar("W")
 
 
 class Cancelled(Exception):
@@ -225,28 +226,27 @@ class ImportRun:
 
     async def _hash(self) -> None:
         await self._enter(2, "hashing", FileState.SCANNED)
-        for sidecars in (False, True):
-            async for page in self._pages(FileState.SCANNED, sidecars):
-                if self.stop_reason is not None:
-                    return
-                updates: list[FileUpdate] = []
-                hashed: list[tuple[JournalFile, str]] = []
-                for file, (digest, error, kind) in zip(page, await self._read(page), strict=True):
-                    if kind == "disk_full":
-                        self.stop_reason = error  # the file stays scanned; a resume reads it again
-                    elif digest is not None:
-                        hashed.append((file, digest))
-                    elif kind != "cancelled":
-                        updates.append(_failed(file, Step.HASH, error or "Hashing failed"))
-                updates.extend(await self._classify_hashed(hashed))
-                await self.journal.update_files(self.sid, updates)
-                self._count(updates)
-                if self.read_once:  # staged copies of files that will not be copied are not needed
-                    dropped = {u.file_id for u in updates if u.state is not FileState.HASHED}
-                    await asyncio.to_thread(
-                        remove_files, [self._staged(f) for f in page if f.file_id in dropped]
-                    )
-                self.flags.check()
+        await self._each_page(FileState.SCANNED, self._read, self._commit_hashes)
+
+    async def _commit_hashes(
+        self, page: list[JournalFile], read: list[tuple[str | None, str | None, str | None]]
+    ) -> None:
+        updates: list[FileUpdate] = []
+        hashed: list[tuple[JournalFile, str]] = []
+        for file, (digest, error, kind) in zip(page, read, strict=True):
+            if kind == "disk_full":
+                self.stop_reason = error  # the file stays scanned; a resume reads it again
+            elif digest is not None:
+                hashed.append((file, digest))
+            elif kind != "cancelled":
+                updates.append(_failed(file, Step.HASH, error or "Hashing failed"))
+        updates.extend(await self._classify_hashed(hashed))
+        await self.journal.update_files(self.sid, updates)
+        self._count(updates)
+        if self.read_once:  # staged copies of files that will not be copied are not needed
+            dropped = {u.file_id for u in updates if u.state is not FileState.HASHED}
+            await asyncio.to_thread(remove_files, [self._staged(f) for f in page if f.file_id in dropped])
+        self.flags.check()
 
     async def _read(self, page: Sequence[JournalFile]) -> list[tuple[str | None, str | None, str | None]]:
         """(hash, error, error kind) per file: a plain hash, or for network sources the single read
@@ -282,26 +282,28 @@ class ImportRun:
 
     async def _copy(self) -> None:
         await self._enter(3, "copying", FileState.HASHED)
+        await self._each_page(FileState.HASHED, self._copy_page, self._commit_copies)
+
+    async def _copy_page(self, page: list[JournalFile]) -> list[FileUpdate]:
         folder = location_folder(self.root, self.location)
-        for sidecars in (False, True):
-            async for page in self._pages(FileState.HASHED, sidecars):
-                if self.stop_reason is not None:
-                    return
-                planned, updates = await asyncio.to_thread(self._plan_copies, page, folder)
-                if planned:
-                    requests = [request for _, _, request in planned]
-                    outcomes = await self._pool_run(copy_files, [f for f, _, _ in planned], requests)
-                    for (file, target, request), outcome in zip(planned, outcomes, strict=True):
-                        if request.source != file.path and outcome.strategy == "hardlink":
-                            outcome = replace(outcome, strategy="copy")  # our own staged copy, linked in
-                        update = self._copied(file, target, outcome)
-                        if update is not None:
-                            updates.append(update)
-                if self.read_once:
-                    await asyncio.to_thread(remove_files, [self._staged(f) for f in page])
-                await self.journal.update_files(self.sid, updates)
-                self._count(updates)
-                self.flags.check()
+        planned, updates = await asyncio.to_thread(self._plan_copies, page, folder)
+        if planned:
+            requests = [request for _, _, request in planned]
+            outcomes = await self._pool_run(copy_files, [f for f, _, _ in planned], requests)
+            for (file, target, request), outcome in zip(planned, outcomes, strict=True):
+                if request.source != file.path and outcome.strategy == "hardlink":
+                    outcome = replace(outcome, strategy="copy")  # our own staged copy, linked in
+                update = self._copied(file, target, outcome)
+                if update is not None:
+                    updates.append(update)
+        return updates
+
+    async def _commit_copies(self, page: list[JournalFile], updates: list[FileUpdate]) -> None:
+        if self.read_once:
+            await asyncio.to_thread(remove_files, [self._staged(f) for f in page])
+        await self.journal.update_files(self.sid, updates)
+        self._count(updates)
+        self.flags.check()
 
     def _plan_copies(
         self, page: Sequence[JournalFile], folder: Path
@@ -376,29 +378,27 @@ class ImportRun:
 
     async def _validate(self) -> None:
         await self._enter(4, "validating", FileState.COPIED)
-        for sidecars in (False, True):
-            async for page in self._pages(FileState.COPIED, sidecars):
-                outcomes = await self._validated(page)
-                updates = []
-                for file, outcome in zip(page, outcomes, strict=True):
-                    self.from_medium = self.from_medium and outcome.from_medium
-                    if outcome.matches:
-                        updates.append(FileUpdate(file.file_id, FileState.VALIDATED))
-                    elif outcome.error is not None:
-                        updates.append(
-                            _failed(file, Step.VALIDATE, f"Could not re-read the copy: {outcome.error}")
-                        )
-                    else:
-                        updates.append(
-                            _failed(
-                                file,
-                                Step.VALIDATE,
-                                f"Hash mismatch: expected {file.hash}, got {outcome.hash}"
-                                " (the source changed while it was imported?)",
-                            )
-                        )
-                await self.journal.update_files(self.sid, updates)
-                self._count(updates)
+        await self._each_page(FileState.COPIED, self._validated, self._commit_validations, writes=False)
+
+    async def _commit_validations(self, page: list[JournalFile], outcomes: list[ValidateOutcome]) -> None:
+        updates = []
+        for file, outcome in zip(page, outcomes, strict=True):
+            self.from_medium = self.from_medium and outcome.from_medium
+            if outcome.matches:
+                updates.append(FileUpdate(file.file_id, FileState.VALIDATED))
+            elif outcome.error is not None:
+                updates.append(_failed(file, Step.VALIDATE, f"Could not re-read the copy: {outcome.error}"))
+            else:
+                updates.append(
+                    _failed(
+                        file,
+                        Step.VALIDATE,
+                        f"Hash mismatch: expected {file.hash}, got {outcome.hash}"
+                        " (the source changed while it was imported?)",
+                    )
+                )
+        await self.journal.update_files(self.sid, updates)
+        self._count(updates)
 
     async def _validated(self, page: Sequence[JournalFile]) -> list[ValidateOutcome]:
         """Re-hash from the medium. A read error is retried; a mismatch is copied again once (the
@@ -449,6 +449,45 @@ class ImportRun:
                 self.progress.count(duplicates=result.duplicates)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    async def _each_page(
+        self,
+        state: FileState,
+        work: Callable[[list[JournalFile]], Coroutine[Any, Any, W]],
+        commit: Callable[[list[JournalFile], W], Awaitable[None]],
+        *,
+        writes: bool = True,
+    ) -> None:
+        """Every page of files in `state` (parents, then sidecars): `work` (byte work in the pool),
+        then `commit` (its outcomes to the journal), pages committed in order. A page's work runs
+        while the page before it is committed, so the workers stay busy through the database writes
+        and page queries, except for network sources (one read in flight at a time). A page whose
+        work is in flight when the step stops is dropped: its files keep their state, and a resume
+        does them again (a copy already made is kept, never made twice). A step that `writes`
+        stops at a full disk (`stop_reason`); validation still checks what was written."""
+        for sidecars in (False, True):
+            ahead: tuple[list[JournalFile], asyncio.Task[W]] | None = None
+            try:
+                async for page in self._pages(state, sidecars):
+                    if writes and self.stop_reason is not None:
+                        break
+                    task = asyncio.create_task(work(page), name=f"import-{self.sid}-page")
+                    if ahead is not None:
+                        await commit(ahead[0], await ahead[1])
+                    ahead = (page, task)
+                    if self.read_once:
+                        await commit(page, await task)
+                        ahead = None
+                if ahead is not None:
+                    await commit(ahead[0], await ahead[1])
+                    ahead = None
+            finally:
+                if ahead is not None:
+                    ahead[1].cancel()
+                    with contextlib.suppress(BaseException):
+                        await ahead[1]
+            if writes and self.stop_reason is not None:
+                return
 
     async def _pages(self, state: FileState, sidecars: bool) -> AsyncIterator[list[JournalFile]]:
         after = 0
