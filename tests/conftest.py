@@ -39,8 +39,10 @@ async def spawn_sidecar() -> AsyncIterator[Spawn]:
     """
     started: list[SidecarProcess] = []
 
-    async def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> SidecarProcess:
-        client = await SidecarProcess.spawn(args, env)
+    async def spawn(
+        args: Sequence[str], env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+    ) -> SidecarProcess:
+        client = await SidecarProcess.spawn(args, env, prefix)
         started.append(client)
         await client.notification("sidecar:ready")
         return client

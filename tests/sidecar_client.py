@@ -56,8 +56,13 @@ class SidecarProcess:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def spawn(cls, args: Sequence[str], env: dict[str, str] | None = None) -> SidecarProcess:
+    async def spawn(
+        cls, args: Sequence[str], env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+    ) -> SidecarProcess:
+        """Start the sidecar; `prefix` runs it through a wrapper that then execs it (e.g. `setpriv`
+        dropping privileges), so the process is still the sidecar itself."""
         process = await asyncio.create_subprocess_exec(
+            *prefix,
             *sidecar_command(),
             *args,
             stdin=asyncio.subprocess.PIPE,

@@ -158,6 +158,131 @@ async def test_a_full_database_disk_during_finalize_fails_cleanly_and_resumes_on
     assert len(org_files(paths.archive)) == 3000
 
 
+# -- 3. unreadable sources --------------------------------------------------------------------------
+
+
+def unprivileged() -> list[str]:
+    """A prefix that runs the sidecar without root's power to read anything: root keeps its uid
+    but loses CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so permission bits bind it as they bind
+    any user. (Another user could not run this checkout: its Python lives under /root, mode 700.)"""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to take root's read-anything capabilities away")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+async def test_unreadable_files_and_folders_are_per_file_errors_naming_the_permission(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    source = tmp_path / "card"
+    readable = [write(source / f"IMG_{i}.jpg", 1000, seed=i) for i in range(3)]
+    readable.append(write(source / "sub" / "IMG_9.jpg", 1000, seed=9))
+    locked_file = write(source / "LOCKED.jpg", 1000, seed=10)
+    locked_folder = source / "private"
+    write(locked_folder / "a.jpg", 1000, seed=11)
+    unsearchable = source / "listable-only"  # names can be listed, nothing in it can be reached
+    write(unsearchable / "b.jpg", 1000, seed=12)
+    modes = {locked_file: 0o000, locked_folder: 0o000, unsearchable: 0o444}
+    for path, mode in modes.items():
+        path.chmod(mode)
+    prefix = unprivileged()
+    if prefix:
+        assert subprocess.run([*prefix, "cat", str(locked_file)], capture_output=True).returncode != 0
+    try:
+        client = await spawn_sidecar(sidecar_paths.args(), prefix=prefix)
+        location = add_location(sidecar_paths.db)
+        result = await client.request("import:v2:start", location.start_params(source))
+    finally:
+        for path in modes:
+            path.chmod(0o755)
+
+    assert result["status"] == "completed", result
+    assert {e["path"]: (e["step"], e["message"]) for e in result["errors"]} == {
+        str(locked_folder): ("scan", "Permission denied: cannot read folder"),
+        str(unsearchable / "b.jpg"): ("scan", "Permission denied: cannot read file"),
+        str(locked_file): ("hash", "Permission denied"),
+    }
+    assert result["finalizationResult"]["totalFinalized"] == len(readable)
+    assert sorted(hash16(p) for p in readable) == sorted(
+        d for (d,) in rows(sidecar_paths.db, "SELECT imghash FROM imgs")
+    )
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    assert (await client.notification("import:v2:complete"))["totalErrors"] == 3
+
+
+# -- 4. sources that change between their hash and their copy ---------------------------------------
+
+
+async def test_sources_truncated_grown_or_rewritten_after_hashing_fail_alone_and_leave_no_copy(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """A live import (no restart, unlike the lifecycle test): as copying begins, three files of
+    its last page, hashed already, are cut short, appended to and rewritten. Each is a per-file
+    error; no copy of theirs stays in the archive; the other 2997 are imported."""
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    source = small_images(tmp_path / "src")
+    truncated, grown, rewritten = (source / "009" / f"IMG_{i}.jpg" for i in (2999, 2998, 2997))
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=120))
+    await client.notification("import:v2:progress", lambda p: p["status"] == "copying", timeout=120)
+    os.truncate(truncated, 1000)
+    with grown.open("ab") as file:
+        file.write(b"more")
+    write(rewritten, 2048, seed=-1)
+
+    result = await start
+
+    assert result["status"] == "completed", result
+    errors = {e["path"]: e for e in result["errors"]}
+    assert errors.keys() == {str(truncated), str(grown), str(rewritten)}
+    for error in errors.values():
+        # Caught copying (the size changed under the copier) or by validation (the copy's hash).
+        assert (error["step"], error["message"].split(":")[0]) in {
+            ("copy", "The source changed while it was copied"),
+            ("validate", "Hash mismatch"),
+        }, error
+    assert result["finalizationResult"]["totalFinalized"] == 2997
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(2997,)]
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    assert len(org_files(sidecar_paths.archive)) == 2997
+
+
+# -- 5. a source folder removed while the scan walks ----------------------------------------------
+
+
+async def test_a_source_folder_removed_mid_scan_is_reported_and_the_counts_add_up(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """300 folders of 10 files, the scan writing each folder as it completes; the last folder is
+    removed as the scan starts. Its files are errors (or simply absent), never a crash; every other
+    file is imported, and the result's counts agree with each other and with the rows."""
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    source = small_images(tmp_path / "src", per_folder=10)
+    removed = source / "299"
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=120))
+    await client.notification("import:v2:progress", lambda p: p["status"] == "scanning")
+    shutil.rmtree(removed)
+
+    result = await start
+
+    assert result["status"] == "completed", result
+    assert result["errors"], "the removal came after the scan: the race this test sets up was lost"
+    for error in result["errors"]:
+        assert error["path"] == str(removed) or Path(error["path"]).parent == removed, error
+        assert error["step"] == "scan" and "vanished during scan" in error["message"], error
+    finalized = result["finalizationResult"]["totalFinalized"]
+    assert finalized == 2990
+    assert result["scanResult"]["totalFiles"] == finalized + result["hashResult"]["totalErrors"]
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(finalized,)]
+    assert rows(sidecar_paths.db, "SELECT img_count FROM imports") == [(finalized,)]
+    complete = await client.notification("import:v2:complete")
+    assert complete["totalImported"] == finalized and complete["totalErrors"] == len(result["errors"])
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+
+
 # -- 6. the app holds the database longer than our busy timeout -----------------------------------
 
 # A second process holding the write lock, as the running app can: it says "locked", holds for the
