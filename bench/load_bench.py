@@ -100,7 +100,8 @@ def report(datasets: list[Dataset], row: dict[str, Any]) -> None:
     if rss:
         settled = rss[min(len(rss) - 1, 5)]  # once the first import runs
         say(
-            f"  sidecar RSS: {settled / 1024:.0f} MB after 5 s, peak {max(rss) / 1024:.0f} MB, last {rss[-1] / 1024:.0f} MB"
+            f"  sidecar RSS: {settled / 1024:.0f} MB after 5 s, peak {max(rss) / 1024:.0f} MB,"
+            f" last {rss[-1] / 1024:.0f} MB"
         )
     for method, values in row["latencies"].items():
         say(
