@@ -105,9 +105,13 @@ class ImportRun:
     read_once: bool = False
     jobs_added: Callable[[], None] = lambda: None
     from_medium: bool = True
-    stop_reason: str | None = None  # set when copying had to stop early (disk full)
+    stop_reason: str | None = None  # set when copying had to stop early (disk full, archive gone)
     jobs_committed: bool = False
     _checked_folders: dict[Path, Path] = field(default_factory=dict)
+    # The archive root's (st_dev, st_ino) at the start: an unplugged drive leaves its mount point
+    # behind, an empty folder on another disk that copies must not go on filling.
+    _root_identity: tuple[int, int] | None = None
+    _archive_lost: bool = False
 
     @property
     def sid(self) -> str:
@@ -125,7 +129,10 @@ class ImportRun:
         if self.session.last_step < 2:  # the scan never finished (hashing starts only after it)
             await self._scan()
         else:
-            await asyncio.to_thread(sweep_temp_files, await self.journal.target_folders(self.sid))
+            # The location's folders too: copies cut off by a vanished archive have no target left
+            # in the journal.
+            folders = [*await self.journal.target_folders(self.sid), *self._media_folders()]
+            await asyncio.to_thread(sweep_temp_files, folders)
         await self._hash()
         await self._copy()
         await self._validate()
@@ -145,8 +152,29 @@ class ImportRun:
             raise ImportFailed(f"Archive folder does not exist: {root}")
         if not os.access(root, os.W_OK | os.X_OK):
             raise ImportFailed(f"Archive folder is not writable: {root}")
+        info = os.stat(root)
+        self._root_identity = (info.st_dev, info.st_ino)
+
+    def _archive_moved(self) -> bool:
+        """Whether the archive root is no longer the folder the import started with (unmounted,
+        unplugged, replaced); the step then stops with that reason. Runs on a thread."""
+        if not self._archive_lost and self._root_identity is not None:
+            try:
+                info = os.stat(self.session.archive_root)
+                self._archive_lost = (info.st_dev, info.st_ino) != self._root_identity
+            except OSError:
+                self._archive_lost = True
+            if self._archive_lost:
+                self.stop_reason = f"Archive folder vanished during the import: {self.session.archive_root}"
+        return self._archive_lost
+
+    def _media_folders(self) -> list[str]:
+        folder = location_folder(self.root, self.location)
+        return [str(media_folder(folder, kind, self.location.loc12)) for kind in MediaType]
 
     async def _enter(self, step: int, status: str, work_state: FileState, *, by_files: bool = False) -> None:
+        if self._archive_lost:
+            raise ImportFailed(self.stop_reason)
         tally = await self.journal.tally(self.sid)
         total_files = tally.count(*FileState) - tally.failed_by_step.get(Step.SCAN, 0)
         total_bytes = tally.size(*FileState)
@@ -301,6 +329,12 @@ class ImportRun:
     async def _commit_copies(self, page: list[JournalFile], updates: list[FileUpdate]) -> None:
         if self.read_once:
             await asyncio.to_thread(remove_files, [self._staged(f) for f in page])
+        if await asyncio.to_thread(self._archive_moved):
+            # Made after the archive went away: on the disk under its mount point, not in the
+            # archive. Removed and not recorded; the files stay hashed for the resume.
+            made = [u.target for u in updates if u.state is FileState.COPIED and u.strategy and u.target]
+            await asyncio.to_thread(remove_files, made)
+            return
         await self.journal.update_files(self.sid, updates)
         self._count(updates)
         self.flags.check()
@@ -381,6 +415,8 @@ class ImportRun:
         await self._each_page(FileState.COPIED, self._validated, self._commit_validations, writes=False)
 
     async def _commit_validations(self, page: list[JournalFile], outcomes: list[ValidateOutcome]) -> None:
+        if await asyncio.to_thread(self._archive_moved):
+            return  # the copies were not missing, the archive was: they stay copied
         updates = []
         for file, outcome in zip(page, outcomes, strict=True):
             self.from_medium = self.from_medium and outcome.from_medium
@@ -493,6 +529,8 @@ class ImportRun:
         after = 0
         while True:
             self.flags.check()
+            if await asyncio.to_thread(self._archive_moved):
+                return
             page = await self.journal.page(
                 self.sid, state, sidecars=sidecars, after=after, max_files=PAGE_FILES, max_bytes=PAGE_BYTES
             )

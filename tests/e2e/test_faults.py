@@ -31,7 +31,15 @@ from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
 from sidecar.tools import Tool, Toolset
 from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import add_location, assert_archive_invariant, hash16, org_files, rows, write
+from tests.e2e.archive_checks import (
+    add_location,
+    assert_archive_invariant,
+    hash16,
+    org_files,
+    rows,
+    stat_key,
+    write,
+)
 from tests.jobs.media_rows import add_media_row
 from tests.media import make_jpeg, make_video
 
@@ -156,6 +164,58 @@ async def test_a_full_database_disk_during_finalize_fails_cleanly_and_resumes_on
     assert_rows_are_whole(paths.db)
     assert_archive_invariant(paths.db, paths.archive)
     assert len(org_files(paths.archive)) == 3000
+
+
+# -- 2. the archive's drive goes away mid-import ---------------------------------------------------
+
+
+def big_files(folder: Path, count: int, size: int) -> Path:
+    for i in range(count):
+        write(folder / f"clip_{i:03d}.mp4", size, seed=i)
+    return folder
+
+
+async def test_an_archive_drive_that_goes_away_mid_copy_fails_the_import_and_the_resume_finishes_it(
+    mounts: Mounts, spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """The archive is a drive (a tmpfs, also mounted at `drive/` so its contents outlive the
+    unplugging) that is lazily unmounted while files are copied onto it. What is left at the
+    archive path is the bare mount point on another disk: the import must not go on filling it.
+    It fails saying so, leaves nothing there, and once the drive is back the resume finishes,
+    keeping the copies the drive already has."""
+    drive = mounts.tmpfs(tmp_path / "drive", "1g")
+    archive = mounts.bind(drive, sidecar_paths.archive)
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    source = big_files(tmp_path / "src", 24, 16 << 20)
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=120))
+    await client.notification(
+        "import:v2:progress", lambda p: p["status"] == "copying" and p["filesProcessed"] > 0, timeout=120
+    )
+    mounts.unmount(archive)  # unplugged
+
+    result = await start
+
+    assert result["status"] == "failed", result
+    assert result["error"] == f"Archive folder vanished during the import: {archive}"
+    assert result["errors"] == []  # the archive failed, not the files
+    assert [p for p in archive.rglob("*") if not p.is_dir()] == [], "copies went on to the wrong disk"
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM vids") == [(0,)]
+    assert rows(sidecar_paths.db, "SELECT DISTINCT state FROM aus_import_files") == [("hashed",)]
+    [resumable] = await client.request("import:v2:resumable")
+    assert resumable["sessionId"] == result["sessionId"]
+
+    mounts.bind(drive, archive)  # plugged in again
+    on_the_drive = {p: stat_key(p) for p in org_files(archive)}
+    for copy in on_the_drive:  # whole under their final names (a cut-off copy is a hidden temp)
+        assert copy.name == f"{hash16(copy)}.mp4", copy
+    resumed = await client.request("import:v2:resume", [result["sessionId"]], timeout=120)
+
+    assert resumed["status"] == "completed", resumed
+    assert rows(sidecar_paths.db, "SELECT count(*), count(DISTINCT vidhash) FROM vids") == [(24, 24)]
+    assert {p: stat_key(p) for p in on_the_drive} == on_the_drive, "a copy on the drive was made again"
+    assert_archive_invariant(sidecar_paths.db, archive)  # no temp file either
+    assert len(org_files(archive)) == 24
 
 
 # -- 3. unreadable sources --------------------------------------------------------------------------
