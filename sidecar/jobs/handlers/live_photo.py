@@ -13,30 +13,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from sidecar.jobs.handlers import JobContext
 from sidecar.pipeline.media import LIVE_IMAGE_EXTENSIONS
 
 LIVE_VIDEO_EXTENSIONS = frozenset({".mov", ".mp4"})
 # An iPhone's Live Photo video starts about 1.5 s before the still; allow a little more.
 MAX_CAPTURE_GAP_S = 3.0
-# Apple's maker-note tag was called MediaGroupUUID by older exiftool releases.
-_IDENTIFIER_TAGS = ("ContentIdentifier", "MediaGroupUUID")
+# Images are read a page at a time: a location may hold 100 000 of them.
+IMAGE_PAGE = 5000
 
-_CANDIDATES = {
-    "imgs": "SELECT imghash, imgnamo, imgloco, meta_exiftool, meta_date_taken FROM imgs"
-    " WHERE locid = ? AND is_live_photo = 0 AND hidden = 0",
-    "vids": "SELECT vidhash, vidnamo, vidloco, meta_exiftool, meta_date_taken FROM vids"
-    " WHERE locid = ? AND is_live_photo = 0 AND hidden = 0",
-}
+# Apple's identifier from the stored flat tags, read by SQLite so the tags never cross over here
+# (older exiftool releases called the maker-note tag MediaGroupUUID).
+_IDENTIFIER = (
+    "CASE WHEN json_valid(meta_exiftool) THEN coalesce(json_extract(meta_exiftool, '$.ContentIdentifier'),"
+    " json_extract(meta_exiftool, '$.MediaGroupUUID')) END"
+)
+_VIDEOS = (
+    f"SELECT vidhash, vidnamo, vidloco, {_IDENTIFIER}, meta_date_taken FROM vids"
+    " WHERE locid = ? AND is_live_photo = 0 AND hidden = 0"
+)
+_IMAGES = (
+    f"SELECT rowid, imghash, imgnamo, imgloco, {_IDENTIFIER}, meta_date_taken FROM imgs"
+    " WHERE locid = ? AND is_live_photo = 0 AND hidden = 0 AND rowid > ? ORDER BY rowid LIMIT ?"
+)
 _LINK_IMAGE = "UPDATE imgs SET is_live_photo = 1 WHERE imghash = ?"
 _LINK_VIDEO = (
     "UPDATE vids SET is_live_photo = 1, hidden = 1, hidden_reason = 'live_photo_video' WHERE vidhash = ?"
 )
-
-
-_Row = tuple[str, str, str, str | None, str | None]  # hash, original name, original path, tags, taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,74 +49,62 @@ class Candidate:
     folder_and_stem: tuple[str, str]  # where the original sat, base name case-folded
     taken: datetime | None
 
+    @classmethod
+    def of(cls, row: Any) -> "Candidate":
+        digest, name, original, identifier, taken = row
+        text = "" if identifier is None else str(identifier).strip()
+        return cls(
+            hash=digest,
+            identifier=text or None,
+            folder_and_stem=(os.path.dirname(original), os.path.splitext(name)[0].casefold()),
+            taken=_parse_iso(taken),
+        )
+
+
+class Matcher:
+    """Pairs images with the location's candidate videos, each file in at most one pair."""
+
+    def __init__(self, videos: list[Candidate]) -> None:
+        self._by_identifier = {v.identifier: v for v in videos if v.identifier}
+        self._by_name = {v.folder_and_stem: v for v in videos}
+        self._used: set[str] = set()
+        self.pairs: list[tuple[str, str]] = []
+
+    def offer(self, image: Candidate) -> None:
+        video = self._by_identifier.get(image.identifier) if image.identifier else None
+        if video is None:
+            video = self._by_name.get(image.folder_and_stem)
+            if video is None or (image.identifier and video.identifier) or not _close(image, video):
+                return
+        if video.hash not in self._used:
+            self._used.add(video.hash)
+            self.pairs.append((image.hash, video.hash))
+
 
 async def live_photo(job: JobContext) -> dict[str, Any]:
     locid = job.payload["locid"]
-    images = [c for c in await _candidates(job, "imgs", locid) if _extension(c) in LIVE_IMAGE_EXTENSIONS]
-    videos = [c for c in await _candidates(job, "vids", locid) if _extension(c) in LIVE_VIDEO_EXTENSIONS]
-    pairs = match(images, videos)
-    if pairs:
+    videos = [
+        Candidate.of(row)
+        for row in await job.db.fetch_all(_VIDEOS, (locid,))
+        if _extension(row[1]) in LIVE_VIDEO_EXTENSIONS
+    ]
+    matcher = Matcher(videos)
+    after = 0
+    while videos and (page := await job.db.fetch_all(_IMAGES, (locid, after, IMAGE_PAGE))):
+        after = page[-1][0]
+        for row in page:
+            if _extension(row[2]) in LIVE_IMAGE_EXTENSIONS:
+                matcher.offer(Candidate.of(tuple(row)[1:]))
+    if matcher.pairs:
         async with job.db.transaction() as conn:
-            for image, video in pairs:
+            for image, video in matcher.pairs:
                 await conn.execute(_LINK_IMAGE, (image,))
                 await conn.execute(_LINK_VIDEO, (video,))
-    return {"locid": locid, "linkedPairs": len(pairs)}
+    return {"locid": locid, "linkedPairs": len(matcher.pairs)}
 
 
-def match(images: list[_Row], videos: list[_Row]) -> list[tuple[str, str]]:
-    """(image hash, video hash) pairs; each file in at most one pair."""
-    image_candidates = [_candidate(row) for row in images]
-    video_candidates = [_candidate(row) for row in videos]
-    by_identifier = {v.identifier: v for v in video_candidates if v.identifier}
-    by_name = {v.folder_and_stem: v for v in video_candidates}
-    used: set[str] = set()
-    pairs: list[tuple[str, str]] = []
-    for image in image_candidates:
-        video = by_identifier.get(image.identifier) if image.identifier else None
-        if video is None:
-            video = by_name.get(image.folder_and_stem)
-            if video is None or (image.identifier and video.identifier) or not _close(image, video):
-                continue
-        if video.hash in used:
-            continue
-        used.add(video.hash)
-        pairs.append((image.hash, video.hash))
-    return pairs
-
-
-async def _candidates(job: JobContext, table: str, locid: str) -> list[_Row]:
-    rows = await job.db.fetch_all(_CANDIDATES[table], (locid,))
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-
-def _extension(row: _Row) -> str:
-    return os.path.splitext(row[1])[1].lower()
-
-
-def _candidate(row: _Row) -> Candidate:
-    digest, name, original, tags, taken = row
-    return Candidate(
-        hash=digest,
-        identifier=_identifier(tags),
-        folder_and_stem=(os.path.dirname(original), os.path.splitext(name)[0].casefold()),
-        taken=_parse_iso(taken),
-    )
-
-
-def _identifier(stored: str | None) -> str | None:
-    if not stored:
-        return None
-    try:
-        tags = orjson.loads(stored)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(tags, dict):
-        return None
-    for name in _IDENTIFIER_TAGS:
-        value = tags.get(name)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
 
 
 def _parse_iso(value: str | None) -> datetime | None:

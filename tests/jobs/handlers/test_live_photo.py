@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from sidecar.jobs.handlers import live_photo as live_photo_module
 from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.store import Queue
 from tests.e2e.archive_checks import LocationFixture
@@ -130,3 +132,29 @@ async def test_a_rerun_links_nothing_twice_and_only_this_location(
     assert (await live_photo(job))["linkedPairs"] == 0
     elsewhere = make_context(Queue.LIVE_PHOTO, {"locid": "another-location"})
     assert (await live_photo(elsewhere))["linkedPairs"] == 0
+
+
+async def test_images_are_read_a_page_at_a_time_and_bad_stored_tags_are_ignored(
+    tmp_path: Path,
+    db_path: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live_photo_module, "IMAGE_PAGE", 2)
+    taken = "2024-05-06T07:08:09.000Z"
+    pairs = []
+    for n in range(5):
+        image = archived(tmp_path, db_path, location, "image", f"/c/IMG_{n}.JPG", taken=taken)
+        video = archived(tmp_path, db_path, location, "video", f"/c/IMG_{n}.MOV", taken=taken)
+        pairs.append((image, video))
+    broken = archived(tmp_path, db_path, location, "image", "/c/odd.jpg")
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
+        db.execute("UPDATE imgs SET meta_exiftool = '{not json' WHERE imghash = ?", (broken,))
+
+    result = await live_photo(make_context(Queue.LIVE_PHOTO, {"locid": location.locid}))
+
+    assert result["linkedPairs"] == 5
+    linked = flags(db_path)
+    assert all(linked[i] == LINKED_IMAGE and linked[v] == LINKED_VIDEO for i, v in pairs)
+    assert linked[broken] == UNTOUCHED
