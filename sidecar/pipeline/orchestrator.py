@@ -258,9 +258,11 @@ class ImportOrchestrator:
             status = "completed"
         except Cancelled:
             status, error = "cancelled", "Import cancelled"
-            # Final first: were the status write to fail, the session stays resumable with its copies.
+            # The journal forgets the copies, they go, and only then is the status final: killed (or
+            # a write refused) anywhere in between, the session stays resumable and consistent. A
+            # final status first would leave the copies not yet removed without rows for good.
+            await self._discard_unfinalized(record, resumable=True)
             await self._journal.set_status(sid, status, can_resume=False, error=error, completed_at=now_iso())
-            await self._discard_unfinalized(record, resumable=False)
         except Interrupted:
             progress.close()
             log.info("import interrupted", extra={"action": "import.interrupted", "session": sid})
@@ -296,8 +298,10 @@ class ImportOrchestrator:
             ticket.done.set_result(result)
 
     async def _finish(self, record: SessionRecord) -> None:
-        """Completed: per-location jobs and the final status in one transaction, then remove what
-        failed validation left behind."""
+        """Completed: remove what failed validation (and killed copies) left behind, then the
+        per-location jobs and the final status in one transaction. In this order, as a completed
+        session is never looked at again: killed in between, its resume has only to finish."""
+        await self._discard_unfinalized(record, resumable=False)
         tally = await self._journal.tally(record.session_id)
         now = now_iso()
         async with self._db.transaction() as conn:
@@ -312,7 +316,6 @@ class ImportOrchestrator:
                 completed_at=now,
                 tally=tally,
             )
-        await self._discard_unfinalized(record, resumable=False)
 
     async def _fail(self, record: SessionRecord, error: str) -> None:
         try:

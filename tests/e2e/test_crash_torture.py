@@ -214,6 +214,7 @@ def _fraction(rng: random.Random, phase: str) -> float:
 
 IN_MODIFY = 0x002
 IN_OPEN = 0x020
+IN_DELETE = 0x200
 IN_ISDIR = 0x40000000
 _EVENT = struct.Struct("iIII")
 
@@ -567,3 +568,45 @@ def test_the_plans_cover_every_phase() -> None:
     assert set(first) == set(PHASES) and min(first.values()) == FULL_ROUNDS // len(PHASES)
     assert sum(len(r.points) for r in FULL_PLAN) >= 20 or FULL_ROUNDS < 20
     assert plan(FULL_SEED, FULL_ROUNDS) == FULL_PLAN  # seeded: the same rounds every time
+
+
+async def test_a_kill_while_a_cancel_removes_its_copies_leaves_no_copy_without_its_row(
+    spawn_sidecar: Spawn, tmp_path: Path, card: Card
+) -> None:
+    """Cancelled while validating, killed at the first copy the cancel removes: the session is
+    either cancelled with nothing left, or resumable, and then its resume archives every file (a
+    cancel recorded before its copies were gone left them without rows for good)."""
+    paths = SidecarPaths(db=tmp_path / "au-archive.db", archive=tmp_path / "archive")
+    paths.archive.mkdir()
+    args = [*paths.args(), "--hash-workers", "1"]
+    client = await spawn_sidecar(args)
+    location = add_location(paths.db)
+    drop_page_cache(card.files)
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(card.root), 120))
+    validating = await client.notification("import:v2:progress", lambda p: p["status"] == "validating")
+    session = validating["sessionId"]
+    switch = KillSwitch(client)
+    try:
+        for folder in paths.archive.glob("locations/*/*/org-*"):
+            switch.inotify.watch(folder, IN_DELETE)
+        switch.arm(1, lambda _, name, __: not name.startswith("."))  # a copy, not a temp file
+        cancel = asyncio.create_task(client.request("import:v2:cancel", [session]))
+        await client.wait_for(lambda: switch.fired or client.of("import:v2:complete"), timeout=30)
+        switch.fire()
+        await client.kill()
+    finally:
+        switch.inotify.close()
+    for request in (start, cancel):
+        request.cancel()
+    assert len(org_files(paths.archive)) < card.media_files + card.sidecars, "the kill came before the cancel"
+
+    client = await spawn_sidecar(args)
+    if session in [s["sessionId"] for s in await client.request("import:v2:resumable")]:
+        result = await client.request("import:v2:resume", [session], 120)
+        assert result["status"] == "completed" and result["errors"] == [], result
+        for kind, (table, hash_col, _) in MEDIA.items():
+            assert {h for (h,) in rows(paths.db, f"SELECT {hash_col} FROM {table}")} == card.hashes[kind]
+    else:
+        assert rows(paths.db, "SELECT status FROM import_sessions") == [("cancelled",)]
+        assert org_files(paths.archive) == [], "a cancelled import left copies without rows"
+    assert_archive_invariant(paths.db, paths.archive)
