@@ -99,9 +99,10 @@ def report(datasets: list[Dataset], row: dict[str, Any]) -> None:
     rss = [kb for _, kb in row["rss"]]
     if rss:
         settled = rss[min(len(rss) - 1, 5)]  # once the first import runs
+        quarters = " ".join(f"{rss[len(rss) * q // 4 - 1] / 1024:.0f}" for q in (1, 2, 3, 4))
         say(
-            f"  sidecar RSS: {settled / 1024:.0f} MB after 5 s, peak {max(rss) / 1024:.0f} MB,"
-            f" last {rss[-1] / 1024:.0f} MB"
+            f"  sidecar RSS: {settled / 1024:.0f} MB after 5 s, peak {max(rss) / 1024:.0f} MB;"
+            f" at each quarter of the run: {quarters} MB"
         )
     for method, values in row["latencies"].items():
         say(
