@@ -24,8 +24,9 @@ and again would be cheaper but could not be checked between kills (the invariant
 import or a resume has ended), and every kill after the first would hit a half-redone session.
 CI runs `test_crash_and_resume`: six rounds, one per phase, two of them killed twice, a fixed
 seed, about 30 s (and the kill during a cancel's cleanup at the end). `scripts/test-full` runs
-the `slow` set: `test_crash_and_resume_full`, 24 rounds and about 30 kill points (`TORTURE_ROUNDS` and `TORTURE_SEED` change them); a round's test id
-names its seed and kill points, and `-s` prints where each kill landed.
+the `slow` set: `test_crash_and_resume_full`, 24 rounds and about 30 kill points
+(`TORTURE_ROUNDS` and `TORTURE_SEED` change them); a round's test id names its seed and kill
+points, and `-s` prints where each kill landed.
 """
 
 import asyncio
