@@ -7,6 +7,8 @@ the archive layout. A per-file problem is data in the outcome; an exception mean
 import ctypes
 import errno
 import mmap
+import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
 import stat
@@ -73,10 +75,6 @@ _buffer: mmap.mmap | None = None  # page-aligned read buffer, reused for every f
 _libc: ctypes.CDLL | None = None
 
 
-# How often a pool worker checks that the sidecar that spawned it still lives.
-PARENT_CHECK_S = 0.5
-
-
 def init_worker(
     cancel_event: CancelFlag | None, started: StartSlots | None = None, exit_with_parent: bool = False
 ) -> None:
@@ -85,16 +83,17 @@ def init_worker(
     global _cancel, _started
     _cancel = cancel_event
     _started = started
-    if exit_with_parent:
-        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    parent = multiprocessing.parent_process()
+    if exit_with_parent and parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(sentinel: int) -> None:
     """A sidecar killed with SIGKILL cannot stop its pool: without this its workers (and the
     multiprocessing resource tracker they keep alive) would live on, holding the app's stderr pipe.
-    Being adopted by another process is how a child learns its parent died, on Linux and macOS."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_S)
+    The sentinel is the pipe multiprocessing keeps to the parent: it reads end-of-file the moment
+    the parent is gone, on every platform."""
+    multiprocessing.connection.wait([sentinel])
     os._exit(1)
 
 
