@@ -498,8 +498,8 @@ class ImportRun:
         then `commit` (its outcomes to the journal), pages committed in order. A page's work runs
         while the page before it is committed, so the workers stay busy through the database writes
         and page queries, except for network sources (one read in flight at a time). A page whose
-        work is in flight when the step stops is dropped: its files keep their state, and a resume
-        does them again (a copy already made is kept, never made twice). A step that `writes`
+        work is in flight when the step stops still has its outcomes committed, so no copy it made
+        goes unrecorded. A step that `writes`
         stops at a full disk (`stop_reason`); validation still checks what was written."""
         for sidecars in (False, True):
             ahead: tuple[list[JournalFile], asyncio.Task[W]] | None = None
@@ -507,21 +507,23 @@ class ImportRun:
                 async for page in self._pages(state, sidecars):
                     if writes and self.stop_reason is not None:
                         break
-                    task = asyncio.create_task(work(page), name=f"import-{self.sid}-page")
-                    if ahead is not None:
-                        await commit(ahead[0], await ahead[1])
-                    ahead = (page, task)
+                    # Known before the page before is committed, so a stop meanwhile cancels it.
+                    previous, ahead = ahead, (page, asyncio.create_task(work(page), name=f"page-{self.sid}"))
+                    if previous is not None:
+                        await commit(previous[0], await previous[1])
                     if self.read_once:
-                        await commit(page, await task)
+                        await commit(page, await ahead[1])
                         ahead = None
                 if ahead is not None:
                     await commit(ahead[0], await ahead[1])
                     ahead = None
             finally:
                 if ahead is not None:
-                    ahead[1].cancel()
-                    with contextlib.suppress(BaseException):
-                        await ahead[1]
+                    # A stop (cancel, shutdown, an error) while a page is in flight: the pool's cancel
+                    # flag ends its work quickly; its outcomes are still recorded, so every copy it
+                    # made is known to the journal and a cancel's cleanup can remove it.
+                    with contextlib.suppress(Exception):
+                        await commit(ahead[0], await ahead[1])
             if writes and self.stop_reason is not None:
                 return
 
