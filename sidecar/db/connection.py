@@ -51,6 +51,7 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> "Database":
@@ -80,12 +81,26 @@ class Database:
             yield conn
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await asyncio.shield(self._read(sql, params, many=True))
 
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await asyncio.shield(self._read(sql, params, many=False))
+        return rows[0] if rows else None
+
+    async def _read(self, sql: str, params: Sequence[Any], *, many: bool) -> list[aiosqlite.Row]:
+        """One read, alone on the reader and run to its end, its cursor closed.
+
+        SQLite gives a connection one read transaction while any of its statements is open. Reads
+        interleaved on the one reader connection would share it, so a read could see the database
+        as it was when an earlier, still-open read began, missing other processes' newer commits
+        (a location the app had just added: "Location not found"). Hence the lock, and the shield
+        in the callers: aiosqlite runs a cancelled call anyway, and its cursor must still close.
+        """
+        async with self._read_lock, self._reader.execute(sql, params) as cursor:
+            if many:
+                return list(await cursor.fetchall())
+            row = await cursor.fetchone()
+            return [] if row is None else [row]
 
 
 async def insert_many(
