@@ -445,8 +445,8 @@ APP_SCHEMA: tuple[str, ...] = (
 APP_SEED: tuple[str, ...] = ("INSERT OR IGNORE INTO settings(key, value) VALUES ('app_mode', 'single')",)
 
 
-def _media(prefix: str, *extra: str) -> tuple[str, ...]:
-    """The columns an import writes to one media table, then what its background jobs fill."""
+def imported_columns(prefix: str) -> tuple[str, ...]:
+    """The columns an import writes to one media table (`img`, `vid`, `doc`, `map`), in order."""
     return (
         f"{prefix}hash",
         f"{prefix}nam",
@@ -460,9 +460,12 @@ def _media(prefix: str, *extra: str) -> tuple[str, ...]:
         "imported_by_id",
         "imported_by",
         "file_size_bytes",
-        "meta_exiftool",
-        *extra,
     )
+
+
+def _media(prefix: str, *extra: str) -> tuple[str, ...]:
+    """The columns an import writes to one media table, then what its background jobs fill."""
+    return (*imported_columns(prefix), "meta_exiftool", *extra)
 
 
 # What this project reads or writes in an existing app file (never altered there): checked at start

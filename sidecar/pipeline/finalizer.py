@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from sidecar.db.connection import Database, chunked, insert_many
+from sidecar.db.schema import imported_columns
 from sidecar.jobs.store import NewJob, Priority, Queue, insert_jobs
 from sidecar.pipeline.journal import FileState, FileUpdate, Journal, JournalFile, SessionRecord, media_table
 from sidecar.pipeline.media import MediaType
@@ -47,20 +48,7 @@ def display_path(path: str) -> str:
 def _media_row(file: JournalFile, session: SessionRecord, now: str) -> tuple[list[str], tuple[Any, ...]]:
     prefix = _PREFIX[file.media_type]
     assert file.hash is not None and file.target is not None
-    columns = [
-        f"{prefix}hash",
-        f"{prefix}nam",
-        f"{prefix}namo",
-        f"{prefix}loc",
-        f"{prefix}loco",
-        "locid",
-        "subid",
-        "auth_imp",
-        f"{prefix}add",
-        "imported_by_id",
-        "imported_by",
-        "file_size_bytes",
-    ]
+    columns = list(imported_columns(prefix))
     values = (
         file.hash,
         os.path.basename(file.target),
