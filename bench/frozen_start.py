@@ -23,15 +23,12 @@ from pathlib import Path
 
 import orjson
 
+from bench.common import say
+
 REPO = Path(__file__).resolve().parents[1]
 DIST = REPO / "dist" / "au-sidecar"
 BINARY = DIST / "au-sidecar"
 READY_TIMEOUT_S = 30.0
-
-
-def say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def drop_caches() -> None:

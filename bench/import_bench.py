@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from bench.common import percentile, say
 from bench.datasets import LAYOUTS, MIB, Dataset, generate
 from tests.e2e.archive_checks import add_location
 from tests.sidecar_client import SidecarProcess
@@ -51,11 +52,6 @@ TARGETS = {
     "all": "status p99 <= 50 ms",
     "cancel": "cancel -> cancelled result <= 1 s",
 }
-
-
-def say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 # -- the floor ------------------------------------------------------------------------------------
@@ -198,11 +194,6 @@ async def close_sidecar(client: BenchClient) -> None:
         await client.wait_exit(15)
     except TimeoutError:
         await client.kill()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] if ordered else float("nan")
 
 
 def step_seconds(client: BenchClient, began: float, ended: float) -> dict[str, float]:

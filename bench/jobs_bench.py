@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 from contextlib import closing
@@ -25,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import thumbnail_bench, video_bench
-from bench.import_bench import close_sidecar, open_sidecar, percentile
+from bench.common import percentile, say
+from bench.import_bench import close_sidecar, open_sidecar
 from sidecar.config import ToolPaths
 from sidecar.db.connection import Database
 from sidecar.jobs.exiftool import ExifToolPool
@@ -39,11 +39,6 @@ from tests.jobs.media_rows import add_media_row
 TARGETS = {"exiftool": 100.0, "thumbnail": 8.0}  # jobs/s (issue 4)
 STATUS_P99_TARGET_S = 0.050
 UNFINISHED = ("pending", "processing")
-
-
-def say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def sources(folder: Path, images: int, videos: int) -> Path:

@@ -15,24 +15,19 @@ import argparse
 import asyncio
 import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile, say
 from bench.datasets import Dataset, generate
-from bench.import_bench import close_sidecar, open_sidecar, percentile, proc_status_kb
+from bench.import_bench import close_sidecar, open_sidecar, proc_status_kb
 from tests.e2e.archive_checks import add_location
 
 DATASETS = ("huge", "small", "mixed")
 POLLED = ("import:v2:status", "jobs:status", "jobs:deadLetter")
-
-
-def say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 async def poll(client: Any, stop: asyncio.Event, latencies: dict[str, list[float]]) -> None:

@@ -20,7 +20,6 @@ import random
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from bench.common import say, ticker
 from sidecar.db.connection import Database
 from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobContext, thumbnail
@@ -40,13 +40,7 @@ from tests.jobs.media_rows import add_media_row
 
 WIDTH, HEIGHT = 6000, 4000
 TARGET_IMAGES_S = 8.0
-TICK_S = 0.005
 RESAMPLE = {name.lower(): member for name, member in Image.Resampling.__members__.items()}
-
-
-def say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def make_camera_jpeg(args: tuple[Path, int]) -> Path:
@@ -95,13 +89,6 @@ def machine_busy_s() -> float:
         return 0.0
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-async def ticker(lags: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        start = time.perf_counter()
-        await asyncio.sleep(TICK_S)
-        lags.append(time.perf_counter() - start - TICK_S)
 
 
 async def run(work: Path, sources: list[Path], concurrency: int) -> dict[str, Any]:

@@ -19,13 +19,13 @@ import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from bench.common import say, ticker
 from sidecar.config import ToolPaths
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext, JobHandler
@@ -38,13 +38,7 @@ from sidecar.tools import Toolset, discover
 from tests.e2e.archive_checks import add_location
 from tests.jobs.media_rows import add_media_row
 
-TICK_S = 0.005
 BITRATE = "16M"
-
-
-def say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def generate(folder: Path, ffmpeg: str, count: int, seconds: float, size: str, rotated: int) -> list[Path]:
@@ -91,13 +85,6 @@ class Events:
 
     def emit(self, event: str, payload: dict[str, Any], latest_key: Any = None) -> None:
         self.counts[event] = self.counts.get(event, 0) + 1
-
-
-async def ticker(lags: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        start = time.perf_counter()
-        await asyncio.sleep(TICK_S)
-        lags.append(time.perf_counter() - start - TICK_S)
 
 
 async def run_queue(
