@@ -4,7 +4,6 @@ is on an event or a store call, bounded by `asyncio.timeout`."""
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,13 +50,6 @@ class RecordingStore(JobStore):
         dead = await super().fail(job_id, error, worker_id=worker_id, retryable=retryable)
         self.failed.put_nowait(job_id)
         return dead
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "x.db")
-    yield database
-    await database.close()
 
 
 @pytest.fixture

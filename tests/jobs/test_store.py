@@ -2,7 +2,6 @@
 dependencies, retries, dead letters and the bookkeeping behind `jobs:*`."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,6 @@ from sidecar.timestamps import now_iso
 
 WORKER = "sidecar-test-1"
 CONTRACT = Contract.load()
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "x.db")
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ tools as `scripts/setup` installs them, an event recorder that checks every payl
 `protocol/`, and a JobContext maker."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +33,6 @@ class RecordedEvents:
 
     def of(self, event: str) -> list[dict[str, Any]]:
         return [payload for name, payload in self.sent if name == event]
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "au-archive.db"
-
-
-@pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
-    yield database
-    await database.close()
 
 
 @pytest.fixture
