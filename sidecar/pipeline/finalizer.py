@@ -7,7 +7,7 @@ and a resumed finalize only sees files not yet finalized: nothing is inserted tw
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,19 +108,16 @@ class Finalizer:
         self._db = db
         self._journal = journal
 
-    async def commit(self, session: SessionRecord, files: Sequence[JournalFile], now: str) -> ChunkResult:
-        """Commit validated files (any number; chunked here). Sidecars get no row (the app has no
-        table for them) but are marked finalized with their parent's import."""
-        totals = ChunkResult(0, 0, 0)
+    async def commit(
+        self, session: SessionRecord, files: Sequence[JournalFile], now: str
+    ) -> AsyncIterator[tuple[list[JournalFile], ChunkResult]]:
+        """Commit validated files (any number), one short transaction per chunk, yielding each chunk
+        once committed (so progress moves per chunk, not per page). Sidecars get no row (the app
+        has no table for them) but are marked finalized with their parent's import."""
         for chunk in chunked(files, CHUNK_FILES):
             async with self._db.transaction() as conn:
                 result = await self._commit_chunk(conn, session, chunk, now)
-            totals = ChunkResult(
-                totals.finalized + result.finalized,
-                totals.duplicates + result.duplicates,
-                totals.jobs + result.jobs,
-            )
-        return totals
+            yield chunk, result
 
     async def _commit_chunk(
         self, conn: aiosqlite.Connection, session: SessionRecord, files: list[JournalFile], now: str

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.pipeline.run import PAGE_FILES
 from tests.conftest import SidecarPaths, Spawn
 from tests.e2e.archive_checks import add_location, assert_archive_invariant, org_files, rows, stat_key, write
 from tests.sidecar_client import RpcError, SidecarProcess
@@ -39,6 +40,40 @@ async def test_cancel_stops_removes_uncommitted_copies_and_is_final(
     assert error.value.data["kind"] == "session_not_resumable"
     complete = await client.notification("import:v2:complete")
     assert complete["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("step", ["hashing", "copying", "validating", "finalizing"])
+async def test_cancel_between_pages_leaves_no_copy_of_any_page_behind(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path, step: str
+):
+    """Steps walk the journal in pages, the next page's byte work overlapping the commit of the one
+    before: a cancel after the first page must clean up the committed page, the one in flight and
+    none of the ones not started, and nothing of the cancelled import may land afterwards."""
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    location = add_location(sidecar_paths.db)
+    total = 4 * PAGE_FILES
+    for i in range(total):
+        write(tmp_path / "many" / f"{i // 500:02d}" / f"IMG_{i:05d}.jpg", 1024, seed=i)
+    start = asyncio.create_task(client.request("import:v2:start", location.start_params(tmp_path / "many")))
+    past_first_page = await client.notification(
+        "import:v2:progress",
+        lambda p: p["status"] == step and PAGE_FILES < p["filesProcessed"] < total - PAGE_FILES,
+        timeout=120,
+    )
+    assert await client.request("import:v2:cancel", [past_first_page["sessionId"]]) == {"cancelled": True}
+    result = await start
+    assert result["status"] == "cancelled", result
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    finalized = rows(sidecar_paths.db, "SELECT count(*) FROM imgs")[0][0]
+    assert len(org_files(sidecar_paths.archive)) == finalized
+    assert finalized == 0 or step == "finalizing"  # committed chunks stay: rows and files agree
+    assert not (sidecar_paths.archive / ".aus-staging" / result["sessionId"]).exists()
+
+    # The next import's byte work queues behind anything the cancelled one left in the pool.
+    after = await client.request("import:v2:start", location.start_params(write(tmp_path / "next.jpg", 100)))
+    assert after["status"] == "completed"
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+    assert len(org_files(sidecar_paths.archive)) == finalized + 1
 
 
 async def test_imports_run_one_at_a_time_in_order_and_a_queued_one_can_be_cancelled(
