@@ -479,10 +479,10 @@ class ImportRun:
                     self._count(orphaned)
                     dropped = {u.file_id for u in orphaned}
                     page = [f for f in page if f.file_id not in dropped]
-                result = await self.finalizer.commit(self.session, page, now_iso())
-                self.jobs_committed = self.jobs_committed or result.jobs > 0
-                self.progress.advance(work=len(page), files=len(page), size=sum(f.size for f in page))
-                self.progress.count(duplicates=result.duplicates)
+                async for chunk, result in self.finalizer.commit(self.session, page, now_iso()):
+                    self.jobs_committed = self.jobs_committed or result.jobs > 0
+                    self.progress.advance(work=len(chunk), files=len(chunk), size=sum(f.size for f in chunk))
+                    self.progress.count(duplicates=result.duplicates)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -635,14 +635,13 @@ def sweep_temp_files(folders: Sequence[str]) -> int:
     removed = 0
     for folder in folders:
         try:
-            entries = list(os.scandir(folder))
+            entries = os.scandir(folder)
         except OSError:
             continue
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
-                try:
-                    os.unlink(entry.path)
-                    removed += 1
-                except FileNotFoundError:
-                    pass
+        with entries:  # streamed, never listed: an org folder may hold 100 000 files
+            for entry in entries:
+                if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
     return removed
