@@ -37,6 +37,7 @@ up to date. `bag_last_error` names the files; it is NULL when the bag is valid.
 """
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import os
@@ -46,7 +47,8 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -86,12 +88,10 @@ _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted in the archive
 _O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
 _F_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if sys.platform == "darwin" else None
 
-_ROW_PATHS_SQL = (
-    "SELECT imgloc FROM imgs WHERE locid = ?"
-    " UNION ALL SELECT vidloc FROM vids WHERE locid = ?"
-    " UNION ALL SELECT docloc FROM docs WHERE locid = ?"
-    " UNION ALL SELECT maploc FROM maps WHERE locid = ?"
-)
+# A location's media rows, paged by rowid (its locid index is ordered by rowid): no read holds the
+# shared reader long, and no list of database rows for a 100 000-file location is ever built.
+_MEDIA_PATHS = (("imgs", "imgloc"), ("vids", "vidloc"), ("docs", "docloc"), ("maps", "maploc"))
+_PAGE_ROWS = 5000
 # Sidecars have no app table; the import journal is the record of the ones archived.
 _SIDECAR_PATHS_SQL = (
     "SELECT DISTINCT f.target FROM aus_import_files f"
@@ -123,10 +123,32 @@ class Stopped(Exception):
 class BagRequest:
     location_folder: Path
     bag_folder: Path
+    # The database's paths, relative to the location folder where they lie under it as stored (the
+    # common case, a third of the memory), else as stored.
     row_paths: Sequence[str]
     sidecar_paths: Sequence[str]
     info: Sequence[tuple[str, str]]  # bag-info.txt fields a new bag gets (kept from an existing one)
     today: str  # Bagging-Date, YYYY-MM-DD
+
+
+@dataclass(slots=True)
+class Names:
+    """How many paths, and the first few for a message (the count is always exact)."""
+
+    count: int = 0
+    first: list[str] = field(default_factory=list)
+
+    def add(self, path: str) -> None:
+        self.count += 1
+        if len(self.first) < ERROR_NAMES_MAX:
+            self.first.append(path)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __str__(self) -> str:
+        more = self.count - len(self.first)
+        return ", ".join(self.first) + (f" and {more} more" if more else "")
 
 
 @dataclass(slots=True)
@@ -137,21 +159,20 @@ class BagReport:
     added: int = 0  # files hashed by this run
     removed: int = 0  # manifest entries dropped: the database no longer accounts for their files
     written: list[str] = field(default_factory=list)  # tag files this run replaced
-    missing: list[str] = field(default_factory=list)  # location-relative paths
-    outside: list[str] = field(default_factory=list)  # as the database holds them
+    missing: Names = field(default_factory=Names)  # location-relative paths
+    outside: Names = field(default_factory=Names)  # as the database holds them
 
     @property
     def error(self) -> str | None:
         problems = []
         if self.missing:
             problems.append(
-                f"{len(self.missing)} archived file(s) missing: {_names(self.missing)};"
-                " the bag was left as it was"
+                f"{self.missing.count} archived file(s) missing: {self.missing}; the bag was left as it was"
             )
         if self.outside:
             problems.append(
-                f"{len(self.outside)} file(s) of the location lie outside its folder, so the bag"
-                f" cannot list them: {_names(self.outside)}"
+                f"{self.outside.count} file(s) of the location lie outside its folder, so the bag"
+                f" cannot list them: {self.outside}"
             )
         return " ".join(problems) or None
 
@@ -205,9 +226,13 @@ async def _request(job: JobContext, location: Location, root: Path) -> BagReques
         bag = contained(root, media_folder(folder, MediaType.DOCUMENT, location.loc12) / BAG_FOLDER)
     except ValueError as exc:
         raise BagItJobError(f"bagit: unsafe location folder: {exc}") from exc
-    args = (location.locid,) * 4
-    row_paths = [row[0] for row in await job.db.fetch_all(_ROW_PATHS_SQL, args) if row[0]]
-    sidecars = [row[0] for row in await job.db.fetch_all(_SIDECAR_PATHS_SQL, (location.locid,))]
+    prefix = os.path.join(folder, "")
+
+    def compact(path: str) -> str:
+        return path[len(prefix) :] if path.startswith(prefix) else path
+
+    row_paths = [compact(path) async for path in _media_paths(job, location.locid)]
+    sidecars = [compact(row[0]) for row in await job.db.fetch_all(_SIDECAR_PATHS_SQL, (location.locid,))]
     info = [
         ("Source-Organization", "Abandoned Archive"),
         ("External-Identifier", location.loc12),
@@ -219,6 +244,17 @@ async def _request(job: JobContext, location: Location, root: Path) -> BagReques
     return BagRequest(folder, bag, row_paths, sidecars, info, today)
 
 
+async def _media_paths(job: JobContext, locid: str) -> AsyncIterator[str]:
+    for table, column in _MEDIA_PATHS:
+        after = 0
+        sql = f"SELECT rowid, {column} FROM {table} WHERE locid = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+        while page := await job.db.fetch_all(sql, (locid, after, _PAGE_ROWS)):
+            after = page[-1][0]
+            for _, path in page:
+                if path:
+                    yield path
+
+
 async def _set_status(job: JobContext, locid: str, status: BagStatus, error: str | None) -> None:
     async with job.db.transaction() as conn:
         await conn.execute(_SET_STATUS_SQL, (status.value, now_iso(), error, locid))
@@ -227,121 +263,252 @@ async def _set_status(job: JobContext, locid: str, status: BagStatus, error: str
 # -- the bag on disk (runs in a thread) -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Payload:
-    real: str  # resolved path
-    entry: str  # the manifest's path, relative to _archive/
-    shown: str  # relative to the location folder, for messages
-    size: int
-
-
 def update_bag(
     request: BagRequest,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> BagReport:
-    """Bring the bag up to date (blocking: file reads, hashing and writes). Returns what it found."""
+    """Bring the bag up to date (blocking: file reads, hashing and writes). Returns what it found.
+
+    Memory is one short string per file (the sorted entries) and a size: the manifest is merged
+    with the old one and written out line by line, so a location of 100 000 files costs a few
+    megabytes, not a table of paths and checksums."""
     stop = stop or threading.Event()
     bag = request.bag_folder
     _sweep_temps(bag)
-    payload, missing, outside = _payload(request)
-    if missing:
-        return BagReport(BagStatus.INVALID, missing=missing, outside=outside)
-
-    old_manifest = _read_text(bag / MANIFEST)
-    known = parse_manifest(old_manifest or "")
-    digests = {p.entry: known[p.entry] for p in payload if p.entry in known}
-    sizes = {p.entry: p.size for p in payload}
-    to_hash = [p for p in payload if p.entry not in known]
-    total = sum(p.size for p in to_hash)
-    done = 0
-    last_report = time.monotonic()
-    for item in to_hash:
+    layout = _Layout(request.location_folder, bag)
+    entries, outside = layout.entries(request.row_paths, request.sidecar_paths)
+    sizes = array("q")
+    missing = Names()
+    for entry in entries:
         try:
-            digests[item.entry], sizes[item.entry] = sha256_file(item.real, stop)
+            sizes.append(_regular_size(layout.real(entry)))
         except FileNotFoundError:
-            missing.append(item.shown)  # deleted while we ran
-            continue
-        done += item.size
-        if progress is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
-            last_report = time.monotonic()
-            progress(min(99.0, 100.0 * done / max(total, 1)), f"hashed {done} of {total} bytes")
+            missing.add(layout.shown(entry))
     if missing:
         return BagReport(BagStatus.INVALID, missing=missing, outside=outside)
 
-    manifest = render_manifest(digests)
+    old = _OldManifest(bag / MANIFEST)
+    total = sum(size for size, known in zip(sizes, old.digests(entries), strict=True) if known is None)
+    written = _Written()
+    last_report = time.monotonic()
+
+    def lines() -> Iterator[bytes]:
+        nonlocal last_report
+        done = 0
+        for entry, size, known in zip(entries, sizes, old.digests(entries), strict=True):
+            digest = known
+            if digest is None:
+                try:
+                    digest, size = sha256_file(layout.real(entry), stop)
+                except FileNotFoundError:
+                    missing.add(layout.shown(entry))  # deleted while we ran
+                    continue
+                written.added += 1
+                done += size
+                if progress is not None and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
+                    last_report = time.monotonic()
+                    progress(min(99.0, 100.0 * done / max(total, 1)), f"hashed {done} of {total} bytes")
+            else:
+                written.kept += 1
+            line = manifest_line(entry, digest).encode()
+            written.sha256.update(line)
+            written.bytes += size
+            yield line
+
+    bag.mkdir(parents=True, exist_ok=True)
+    staged = stage_file(bag, MANIFEST, lines())
+    manifest_changed = written.sha256.digest() != old.sha256
+    if missing or not manifest_changed:
+        os.unlink(staged)
+    if missing:
+        return BagReport(BagStatus.INVALID, missing=missing, outside=outside)
+
     old_info = _read_text(bag / BAG_INFO)
     # Bagging-Date is when the payload last changed: kept while the manifest stays the same.
-    kept_date = _field(old_info, "Bagging-Date") if old_manifest == manifest else None
-    oxum_bytes = sum(sizes.values())
+    kept_date = None if manifest_changed else _field(old_info, "Bagging-Date")
     owned = [
         ("Bagging-Date", kept_date or request.today),
-        ("Payload-Oxum", f"{oxum_bytes}.{len(sizes)}"),
+        ("Payload-Oxum", f"{written.bytes}.{len(entries)}"),
         ("Bag-Software-Agent", f"au-archive import sidecar {__version__}"),
     ]
-    bag_info = render_bag_info(old_info, owned, request.info)
-    contents = {MANIFEST: manifest, BAGIT_TXT: BAGIT_DECLARATION, BAG_INFO: bag_info}
-    contents[TAGMANIFEST] = render_manifest(
-        {name: hashlib.sha256(text.encode()).hexdigest() for name, text in contents.items()}
-    )
+    tags = {BAGIT_TXT: BAGIT_DECLARATION, BAG_INFO: render_bag_info(old_info, owned, request.info)}
+    tag_digests = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in tags.items()}
+    tags[TAGMANIFEST] = render_manifest({MANIFEST: written.sha256.hexdigest(), **tag_digests})
 
-    written: list[str] = []
-    for name in (MANIFEST, BAGIT_TXT, BAG_INFO, TAGMANIFEST):  # the tagmanifest last
-        if _read_text(bag / name) != contents[name]:
-            if not written:
-                bag.mkdir(parents=True, exist_ok=True)
-            replace_file(bag, name, contents[name].encode())
-            written.append(name)
+    published: list[str] = []
+    if manifest_changed:  # the manifest first, the tagmanifest last
+        publish_file(bag, staged, MANIFEST)
+        published.append(MANIFEST)
+    for name in (BAGIT_TXT, BAG_INFO, TAGMANIFEST):
+        if _read_text(bag / name) != tags[name]:
+            replace_file(bag, name, tags[name].encode())
+            published.append(name)
     return BagReport(
         BagStatus.INCOMPLETE if outside else BagStatus.VALID,
-        files=len(sizes),
-        bytes=oxum_bytes,
-        added=len(to_hash),
-        removed=len(known.keys() - digests.keys()),
-        written=written,
+        files=len(entries),
+        bytes=written.bytes,
+        added=written.added,
+        removed=old.count - written.kept,
+        written=published,
         outside=outside,
     )
 
 
-def _payload(request: BagRequest) -> tuple[list[_Payload], list[str], list[str]]:
-    """The files the bag must list (present ones, sorted), the missing ones (location-relative)
-    and the database's paths that lie outside the location's `org-*` folders."""
-    folder = os.path.realpath(request.location_folder)
-    bag = os.path.realpath(request.bag_folder)
-    places: dict[str, tuple[str, str, str]] = {}  # entry -> (real, folder name, file name)
-    outside: list[str] = []
+@dataclass(slots=True)
+class _Written:
+    """What the new manifest holds, tallied as it is written."""
 
-    def place(path: str) -> tuple[str, str, str, str] | None:
-        real = os.path.realpath(path)
-        try:
-            parts = os.path.relpath(real, folder).split(os.sep)
-        except ValueError:  # another drive (Windows)
-            parts = []
-        if len(parts) != 2 or not _ORG_FOLDER.fullmatch(parts[0]) or parts[1].startswith("."):
-            outside.append(path)
-            return None
-        return os.path.relpath(real, bag).replace(os.sep, "/"), real, parts[0], parts[1]
+    sha256: Any = field(default_factory=hashlib.sha256)
+    bytes: int = 0
+    added: int = 0  # entries hashed by this run
+    kept: int = 0  # entries whose checksum the old manifest gave
 
-    stems: set[tuple[str, str]] = set()
-    for path in request.row_paths:
-        if (placed := place(path)) is not None:
-            entry, real, org, name = placed
-            places[entry] = (real, org, name)
-            stems.add((org, os.path.splitext(name)[0]))
-    for path in request.sidecar_paths:
-        if (placed := place(path)) is not None:
-            entry, real, org, name = placed
+
+class _Layout:
+    """Where a location's files sit, as the bag names them. An entry (the manifest's path, relative
+    to `_archive/`) is `../<name>` for the bag's own org-doc folder, else `../../<org folder>/<name>`."""
+
+    def __init__(self, location_folder: Path, bag: Path) -> None:
+        self.given = str(location_folder)  # as the database's paths spell it
+        self.folder = os.path.realpath(location_folder)
+        self.doc_org = bag.parent.name
+        self._org_is_own: dict[str, bool] = {}
+
+    def entries(self, row_paths: Sequence[str], sidecar_paths: Sequence[str]) -> tuple[list[str], Names]:
+        """The sorted, distinct entries of the files the database accounts for, and the paths it
+        holds that lie outside the location's `org-*` folders."""
+        outside = Names()
+        rows: list[str] = []
+        for path in row_paths:
+            if (entry := self._entry(path)) is None:
+                outside.add(self._as_stored(path))
+            else:
+                rows.append(entry)
+        rows.sort()
+        sidecars = []
+        for path in sidecar_paths:
+            if (entry := self._entry(path)) is None:
+                outside.add(self._as_stored(path))
             # A sidecar beside its parent belongs to the bag while the parent's row does.
-            if org.startswith("org-misc-") or (org, os.path.splitext(name)[0]) in stems:
-                places[entry] = (real, org, name)
-    payload: list[_Payload] = []
-    missing: list[str] = []
-    for entry, (real, org, name) in sorted(places.items()):
+            elif entry.startswith("../../org-misc-") or _has_parent(rows, entry):
+                sidecars.append(entry)
+        return sorted({*rows, *sidecars}) if sidecars else _distinct(rows), outside
+
+    def real(self, entry: str) -> str:
+        if entry.startswith("../../"):
+            return os.path.join(self.folder, entry[6:])
+        return os.path.join(self.folder, self.doc_org, entry[3:])
+
+    def shown(self, entry: str) -> str:
+        """Relative to the location folder, for messages."""
+        return entry[6:] if entry.startswith("../../") else f"{self.doc_org}/{entry[3:]}"
+
+    def _entry(self, path: str) -> str | None:
+        """The entry of a file directly in one of the location's `org-*` folders, else None.
+        A location-relative path is checked with one lstat; anything else (another spelling of the
+        folder, a symlink) is resolved in full."""
+        if not os.path.isabs(path):
+            org, _, name = path.partition(os.sep)
+            if (
+                self._org_is_own_folder(org)
+                and _plain_name(name)
+                and not _is_link(os.path.join(self.folder, path))
+            ):
+                return self._entry_of(org, name)
+            path = os.path.join(self.folder, path)
         try:
-            payload.append(_Payload(real, entry, f"{org}/{name}", _regular_size(real)))
+            parts = os.path.relpath(os.path.realpath(path), self.folder).split(os.sep)
+        except ValueError:  # another drive (Windows)
+            return None
+        if len(parts) != 2 or not _ORG_FOLDER.fullmatch(parts[0]) or not _plain_name(parts[1]):
+            return None
+        return self._entry_of(parts[0], parts[1])
+
+    def _entry_of(self, org: str, name: str) -> str:
+        return f"../{name}" if org == self.doc_org else f"../../{org}/{name}"
+
+    def _org_is_own_folder(self, org: str) -> bool:
+        """An `org-*` name whose folder is really inside the location (not linked elsewhere)."""
+        if org not in self._org_is_own:
+            path = os.path.join(self.folder, org)
+            self._org_is_own[org] = bool(_ORG_FOLDER.fullmatch(org)) and os.path.realpath(path) == path
+        return self._org_is_own[org]
+
+    def _as_stored(self, path: str) -> str:
+        return path if os.path.isabs(path) else os.path.join(self.given, path)
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and os.sep not in name and not name.startswith(".")
+
+
+def _is_link(path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False  # reported as missing when its size is taken
+
+
+def _has_parent(rows: list[str], entry: str) -> bool:
+    """Whether a row's file in the sidecar's folder has its base name (`x.jpg` for `x.xmp`)."""
+    stem = os.path.splitext(entry)[0]
+    at = bisect.bisect_left(rows, stem)
+    while at < len(rows) and rows[at].startswith(stem):
+        if os.path.splitext(rows[at])[0] == stem:
+            return True
+        at += 1
+    return False
+
+
+def _distinct(ordered: list[str]) -> list[str]:
+    """`ordered` without repeats (a path in two tables), in place."""
+    ordered[:] = [e for i, e in enumerate(ordered) if i == 0 or e != ordered[i - 1]]
+    return ordered
+
+
+class _OldManifest:
+    """The bag's current manifest, read back a line at a time. Ours is written sorted, so its
+    checksums are looked up by merging it with the sorted entries; another writer's (the app's
+    service) is loaded whole, once, since the next run finds it sorted."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sha256: bytes | None = None  # of the file's bytes; None when there is no manifest
+        self.count = 0  # well-formed entries
+        ordered, previous = True, None
+        try:
+            digest = hashlib.sha256()
+            for entry, _ in self._lines(digest):
+                self.count += 1
+                ordered = ordered and (previous is None or entry > previous)
+                previous = entry
+            self.sha256 = digest.digest()
         except FileNotFoundError:
-            missing.append(f"{org}/{name}")
-    return payload, sorted(missing), outside
+            pass
+        self._table = None if ordered else dict(self._lines())
+        if self._table is not None:
+            self.count = len(self._table)
+
+    def digests(self, entries: Iterable[str]) -> Iterator[str | None]:
+        """The listed checksum of each entry (in order), None where the manifest has none."""
+        if self._table is not None:
+            yield from (self._table.get(entry) for entry in entries)
+            return
+        listed = self._lines() if self.sha256 is not None else iter(())
+        current = next(listed, None)
+        for entry in entries:
+            while current is not None and current[0] < entry:
+                current = next(listed, None)
+            yield current[1] if current is not None and current[0] == entry else None
+
+    def _lines(self, digest: Any = None) -> Iterator[tuple[str, str]]:
+        with open(self.path, "rb") as manifest:
+            for raw in manifest:
+                if digest is not None:
+                    digest.update(raw)
+                if (parsed := parse_manifest_line(raw.decode("utf-8", "replace"))) is not None:
+                    yield parsed
 
 
 def sha256_file(path: str, stop: threading.Event) -> tuple[str, int]:
@@ -384,19 +551,25 @@ def _decode_path(path: str) -> str:
     return _ENCODED.sub(lambda m: _DECODED[m.group(1).upper()], path)
 
 
+def manifest_line(path: str, digest: str) -> str:
+    return f"{digest}  {_encode_path(path)}\n"
+
+
 def render_manifest(digests: dict[str, str]) -> str:
-    return "".join(f"{digests[path]}  {_encode_path(path)}\n" for path in sorted(digests))
+    return "".join(manifest_line(path, digests[path]) for path in sorted(digests))
+
+
+def parse_manifest_line(line: str) -> tuple[str, str] | None:
+    """(path, lower-case SHA-256) of a well-formed manifest line, else None (so its file is
+    simply hashed again)."""
+    parts = line.strip().split(None, 1)
+    if len(parts) == 2 and _SHA256.fullmatch(parts[0]):
+        return _decode_path(parts[1].lstrip("*")), parts[0].lower()
+    return None
 
 
 def parse_manifest(text: str) -> dict[str, str]:
-    """path → lower-case SHA-256 of a manifest's well-formed lines (anything else is ignored, so
-    its file is simply hashed again)."""
-    entries: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.strip().split(None, 1)
-        if len(parts) == 2 and _SHA256.fullmatch(parts[0]):
-            entries[_decode_path(parts[1].lstrip("*"))] = parts[0].lower()
-    return entries
+    return dict(filter(None, map(parse_manifest_line, text.splitlines())))
 
 
 def _parse_tags(text: str | None) -> list[tuple[str, str]]:
@@ -447,11 +620,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _names(paths: Sequence[str]) -> str:
-    shown = ", ".join(paths[:ERROR_NAMES_MAX])
-    return shown + (f" and {len(paths) - ERROR_NAMES_MAX} more" if len(paths) > ERROR_NAMES_MAX else "")
-
-
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_bytes().decode("utf-8", "replace")
@@ -462,22 +630,33 @@ def _read_text(path: Path) -> str | None:
 # -- durable writes -------------------------------------------------------------------------------
 
 
-def replace_file(folder: Path, name: str, data: bytes) -> None:
-    """Write `folder/name` atomically: a temp file beside it, flushed, renamed, the folder flushed."""
+def stage_file(folder: Path, name: str, chunks: Iterable[bytes]) -> Path:
+    """Write `chunks` to a new temp file beside `name`, flushed to disk; returns its path. The temp
+    file is removed if writing fails (`chunks` raising included)."""
     temp = folder / f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666)
     try:
-        with open(fd, "wb", buffering=0) as out:
-            view = memoryview(data)
-            while view:
-                view = view[out.write(view) or 0 :]
+        with open(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+            out.flush()
             _flush(out.fileno())
-        os.replace(temp, folder / name)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+    return temp
+
+
+def publish_file(folder: Path, temp: Path, name: str) -> None:
+    """Rename a staged temp file into place, then flush the folder so the rename lasts."""
+    os.replace(temp, folder / name)
     _flush_folder(folder)
+
+
+def replace_file(folder: Path, name: str, data: bytes) -> None:
+    """Write `folder/name` atomically: a temp file beside it, flushed, renamed, the folder flushed."""
+    publish_file(folder, stage_file(folder, name, [data]), name)
 
 
 def _flush(fd: int) -> None:

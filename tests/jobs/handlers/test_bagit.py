@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import tracemalloc
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,19 +355,20 @@ async def test_a_run_killed_between_tag_files_leaves_each_whole_and_a_rerun_comp
     old = place.tags()
     place.add("video", ".mp4", 16_000, seed=2)
 
-    real_replace = module.replace_file
+    real_publish = module.publish_file
 
-    def killed_at(folder: Path, name: str, data: bytes) -> None:
+    def killed_at(folder: Path, temp: Path, name: str) -> None:
         if name == stopped_before:
             # As a kill during this file's write would leave it: a half-written temp file.
-            (folder / f".{name}.deadbeef.aus-tmp").write_bytes(data[: len(data) // 2])
+            os.truncate(temp, temp.stat().st_size // 2)
             raise KeyboardInterrupt("killed")
-        real_replace(folder, name, data)
+        real_publish(folder, temp, name)
 
-    monkeypatch.setattr(module, "replace_file", killed_at)
+    monkeypatch.setattr(module, "publish_file", killed_at)
     with pytest.raises(KeyboardInterrupt):
         await run(make_context, place.fixture.locid)
-    monkeypatch.setattr(module, "replace_file", real_replace)
+    monkeypatch.setattr(module, "publish_file", real_publish)
+    assert temp_files(place.bag), "the killed run must leave its temp file for the rerun to sweep"
     killed = place.tags()
 
     result = await run(make_context, place.fixture.locid)
@@ -576,3 +578,61 @@ def test_manifest_paths_are_percent_encoded_as_rfc_8493_says():
     assert text == f"{digest}  ../x%25y%0Az%0D.jpg\n"
     assert parse_manifest(text) == {odd: digest}
     assert parse_manifest(f"{digest.upper()} *a.jpg\nnot a line\n{'0' * 16}  b.jpg\n") == {"a.jpg": digest}
+
+
+async def test_a_manifest_in_another_order_is_reused_not_rehashed_and_rewritten_sorted(
+    place: Location, make_context: ContextMaker
+):
+    files = [place.add("image", ".jpg", 3_000, seed=i) for i in range(3)]
+    await run(make_context, place.fixture.locid)
+    gone = f"{'0' * 64}  ../../org-img-{place.fixture.loc12}/0000000000000000.jpg\n"
+    listed = (place.bag / MANIFEST).read_text().splitlines(keepends=True)
+    (place.bag / MANIFEST).write_text("".join(reversed([*listed, gone])))  # as another writer might
+    files[0].write_bytes(bytes(3_000))  # changed behind our back: reused, so never read again
+
+    result = await run(make_context, place.fixture.locid)
+
+    assert (result["files"], result["added"], result["removed"]) == (3, 0, 1)
+    assert MANIFEST in result["written"]
+    assert (place.bag / MANIFEST).read_text() == "".join(listed)  # as first written: sorted by path
+
+
+async def test_rows_are_read_page_by_page(
+    place: Location, make_context: ContextMaker, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(module, "_PAGE_ROWS", 2)
+    files = [place.add("image", ".jpg", 100, seed=i) for i in range(5)]
+    files += [place.add("document", ".pdf", 100, seed=10 + i) for i in range(2)]
+
+    result = await run(make_context, place.fixture.locid)
+
+    assert (result["files"], result["added"]) == (7, 7)
+    assert sorted(place.manifest()) == sorted(os.path.relpath(p, place.bag) for p in files)
+
+
+def test_updating_a_bag_holds_a_short_string_per_file_not_tables_of_paths(tmp_path: Path):
+    """The payload is merged with the old manifest and written line by line (a 100 000-file location
+    must not cost the sidecar 100 MB): the peak is a sorted list of entries and their sizes."""
+    folder = tmp_path / "loc"
+    org = folder / "org-img-ABC123"
+    org.mkdir(parents=True)
+    names = [f"{i:016x}.jpg" for i in range(5_000)]
+    for name in names:
+        (org / name).write_bytes(name.encode())
+    request = module.BagRequest(
+        folder,
+        folder / "org-doc-ABC123" / "_archive",
+        [f"{org.name}/{n}" for n in names],
+        [],
+        [],
+        "2025-01-01",
+    )
+    for expected_added in (5_000, 0):  # a new bag, then a run with every checksum known
+        tracemalloc.start()
+        try:
+            report = module.update_bag(request)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert (report.status, report.files, report.added) == ("valid", 5_000, expected_added)
+        assert peak < 400 * len(names), f"{peak / len(names):.0f} bytes per file"
