@@ -83,3 +83,26 @@ class SchemaTooOld(SidecarError):
 
     code = 1006
     kind = "schema_too_old"
+
+
+class DatabaseBusy(SidecarError):
+    """Database locked by another process for longer than the busy timeout"""
+
+    code = 1008
+    kind = "database_busy"
+
+    def __init__(self, db_path: str, busy_timeout_s: float) -> None:
+        super().__init__(
+            f"Database locked by another process for more than {busy_timeout_s:g} s ({db_path})",
+            dbPath=db_path,
+        )
+
+
+class DatabaseFull(SidecarError):
+    """Disk full: the database cannot grow"""
+
+    code = 1009
+    kind = "database_full"
+
+    def __init__(self, db_path: str) -> None:
+        super().__init__(f"Disk full: the database cannot grow ({db_path})", dbPath=db_path)

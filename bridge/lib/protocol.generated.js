@@ -61,6 +61,8 @@ const ERRORS = Object.freeze([
   { code: 1005, kind: "shutting_down", message: "The sidecar is shutting down and accepts no new work" },
   { code: 1006, kind: "schema_too_old", message: "Database schema too old: open it once with a current AU Archive to migrate it" },
   { code: 1007, kind: "own_schema_too_new", message: "The sidecar's tables were written by a newer sidecar" },
+  { code: 1008, kind: "database_busy", message: "Database locked by another process for longer than the busy timeout" },
+  { code: 1009, kind: "database_full", message: "Disk full: the database cannot grow" },
 ]);
 
 module.exports = { PROTOCOL_VERSION, METHODS, NOTIFICATIONS, ERRORS };

@@ -384,5 +384,5 @@ export type NotificationName = keyof NotificationParams;
 export type IpcChannel = Extract<MethodName, `import:v2:${string}` | `jobs:${string}`>;
 
 /** Error codes the sidecar answers with (protocol/README.md, "Errors"). */
-export type ErrorCode = -32700 | -32600 | -32601 | -32602 | -32603 | 1001 | 1002 | 1003 | 1004 | 1005 | 1006 | 1007;
-export type ErrorKind = "parse_error" | "invalid_request" | "method_not_found" | "invalid_params" | "internal_error" | "archive_not_configured" | "location_not_found" | "session_not_found" | "session_not_resumable" | "shutting_down" | "schema_too_old" | "own_schema_too_new";
+export type ErrorCode = -32700 | -32600 | -32601 | -32602 | -32603 | 1001 | 1002 | 1003 | 1004 | 1005 | 1006 | 1007 | 1008 | 1009;
+export type ErrorKind = "parse_error" | "invalid_request" | "method_not_found" | "invalid_params" | "internal_error" | "archive_not_configured" | "location_not_found" | "session_not_found" | "session_not_resumable" | "shutting_down" | "schema_too_old" | "own_schema_too_new" | "database_busy" | "database_full";

@@ -1,7 +1,10 @@
 """`import:v2:*`: params already checked against protocol/; the orchestrator does the work."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from sidecar.api.refusals import database_refusals
 from sidecar.errors import SidecarError
 from sidecar.pipeline.orchestrator import ImportOrchestrator
 from sidecar.rpc.dispatcher import Handler
@@ -22,22 +25,30 @@ class ImportApi:
             "import:v2:resume": self.resume,
         }
 
-    def _imports(self) -> ImportOrchestrator:
+    @contextmanager
+    def _imports(self) -> Iterator[ImportOrchestrator]:
+        """The orchestrator, with the database locked too long or full reported as such."""
         if self._orchestrator is None:
             raise self._unavailable or SidecarError()
-        return self._orchestrator
+        with database_refusals(self._orchestrator.db_path):
+            yield self._orchestrator
 
     async def start(self, params: dict[str, Any]) -> dict[str, Any]:
-        return await self._imports().start(params)
+        with self._imports() as imports:
+            return await imports.start(params)
 
     async def cancel(self, session_id: str) -> dict[str, Any]:
-        return await self._imports().cancel(session_id)
+        with self._imports() as imports:
+            return await imports.cancel(session_id)
 
     async def status(self) -> dict[str, Any]:
-        return self._imports().status()
+        with self._imports() as imports:
+            return imports.status()
 
     async def resumable(self) -> list[dict[str, Any]]:
-        return await self._imports().resumable()
+        with self._imports() as imports:
+            return await imports.resumable()
 
     async def resume(self, session_id: str) -> dict[str, Any]:
-        return await self._imports().resume(session_id)
+        with self._imports() as imports:
+            return await imports.resume(session_id)

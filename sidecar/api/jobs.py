@@ -1,9 +1,11 @@
 """`jobs:*`: params already checked against protocol/; the store does the work, the scheduler is
 woken when a retry adds a job."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from sidecar.api.refusals import database_refusals
 from sidecar.errors import SidecarError
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, Queue
@@ -30,27 +32,35 @@ class JobsApi:
             "jobs:clearCompleted": self.clear_completed,
         }
 
-    def _jobs(self) -> JobStore:
+    @contextmanager
+    def _jobs(self) -> Iterator[JobStore]:
+        """The store, with the database locked too long or full reported as such."""
         if self._store is None:
             raise self._unavailable or SidecarError()
-        return self._store
+        with database_refusals(self._store.db.path):
+            yield self._store
 
     async def status(self) -> dict[str, Any]:
-        return await self._jobs().stats()
+        with self._jobs() as jobs:
+            return await jobs.stats()
 
     async def dead_letter(self, queue: str | None = None) -> list[dict[str, Any]]:
-        entries = await self._jobs().dead_letters(None if queue is None else Queue(queue))
+        with self._jobs() as jobs:
+            entries = await jobs.dead_letters(None if queue is None else Queue(queue))
         return [entry.to_wire() for entry in entries]
 
     async def retry(self, request: dict[str, Any]) -> dict[str, Any]:
-        new_job_id = await self._jobs().retry_dead_letter(int(request["deadLetterId"]))
+        with self._jobs() as jobs:
+            new_job_id = await jobs.retry_dead_letter(int(request["deadLetterId"]))
         if new_job_id is not None and self._scheduler is not None:
             self._scheduler.wake()
         return {"success": new_job_id is not None, "newJobId": new_job_id}
 
     async def acknowledge(self, ids: Sequence[int]) -> dict[str, Any]:
-        return {"acknowledged": await self._jobs().acknowledge(ids)}
+        with self._jobs() as jobs:
+            return {"acknowledged": await jobs.acknowledge(ids)}
 
     async def clear_completed(self, older_than_ms: float | None = None) -> dict[str, Any]:
         age = DEFAULT_CLEAR_AGE_MS if older_than_ms is None else older_than_ms
-        return {"cleared": await self._jobs().clear_completed(age)}
+        with self._jobs() as jobs:
+            return {"cleared": await jobs.clear_completed(age)}

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.db import settings
-from sidecar.db.connection import BUSY_TIMEOUT_S, Database
+from sidecar.db.connection import Database
+from sidecar.db.errors import database_refusal
 from sidecar.db.locations import Location, find_location
 from sidecar.errors import (
     ArchiveNotConfigured,
@@ -88,6 +89,10 @@ class ImportOrchestrator:
         self._current: _Ticket | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def db_path(self) -> Path:
+        return self._db.path
 
     # -- the methods behind import:v2:* ---------------------------------------------------------
 
@@ -274,8 +279,9 @@ class ImportOrchestrator:
             error = str(exc)
             await self._fail(record, error)
         except Exception as exc:
-            error = self._database_error(exc)
-            if error is not None:
+            refusal = database_refusal(exc, self._db.path)
+            if refusal is not None:
+                error = refusal.message
                 log.warning(
                     "import stopped by the database",
                     extra={"action": "import.db_error", "session": sid, "error": str(exc)},
@@ -332,15 +338,6 @@ class ImportOrchestrator:
                 "could not record the failure",
                 extra={"action": "import.fail_unrecorded", "session": record.session_id, "error": str(exc)},
             )
-
-    def _database_error(self, exc: Exception) -> str | None:
-        """What to tell the user when the database stopped the import; None for anything else."""
-        name = getattr(exc, "sqlite_errorname", "") if isinstance(exc, sqlite3.OperationalError) else ""
-        if name.startswith("SQLITE_FULL"):
-            return f"Disk full: the database cannot grow ({self._db.path})"
-        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return f"Database locked by another process for more than {BUSY_TIMEOUT_S:g} s ({self._db.path})"
-        return None
 
     async def _discard_unfinalized(self, record: SessionRecord, resumable: bool) -> None:
         """Keep the archive invariant: every file under org-* has its row. Copies this session made

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,10 @@ from tests.e2e.archive_checks import (
     stat_key,
     write,
 )
+from tests.e2e.test_jobs_api import plant_dead_letter
 from tests.jobs.media_rows import add_media_row
 from tests.media import make_jpeg, make_video
+from tests.sidecar_client import RpcError, SidecarProcess
 
 MEDIA_ROWS = "SELECT imgloc, imghash FROM imgs UNION ALL SELECT vidloc, vidhash FROM vids"
 
@@ -404,6 +406,120 @@ async def test_the_database_held_by_another_process_past_the_busy_timeout_fails_
     assert rows(sidecar_paths.db, "SELECT count(*), count(DISTINCT imghash) FROM imgs") == [(3000, 3000)]
     assert_rows_are_whole(sidecar_paths.db)
     assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+
+
+@contextmanager
+def holding_database(db: Path) -> Iterator[None]:
+    """The write lock held by this (test) process, as the running app can, until the block ends."""
+    with closing(sqlite3.connect(db, isolation_level=None)) as app:
+        app.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            app.execute("ROLLBACK")
+
+
+async def writer_idle(client: SidecarProcess) -> None:
+    """Returns once the sidecar's start-up writes (the scheduler's first claim of each queue) are
+    done, so a lock taken next stops only the test's request. Writes take turns: the first write
+    answered may have gone before those claims queued, the second queues behind them."""
+    for _ in range(2):
+        assert await client.request("jobs:acknowledge", [[999_999]]) == {"acknowledged": 0}
+
+
+def assert_no_import_written(db: Path) -> None:
+    for table in ("import_sessions", "aus_import_sessions", "aus_import_files", "imports", "imgs"):
+        assert rows(db, f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
+async def test_an_import_started_while_the_app_holds_the_database_is_refused_as_busy_and_leaves_nothing(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """The session row is a start's first write: past the busy timeout the request is refused as
+    database_busy (not an internal error), having written and queued nothing, while the sidecar
+    keeps answering; once the lock goes the same request imports."""
+    assert connection.BUSY_TIMEOUT_S == 10.0, "the request below waits out the busy timeout"
+    client = await spawn_sidecar(sidecar_paths.args())
+    location = add_location(sidecar_paths.db)
+    source = small_images(tmp_path / "src", count=3)
+    await writer_idle(client)
+    with holding_database(sidecar_paths.db):
+        start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
+        assert (await client.request("sidecar:info", timeout=5))["dbPath"] == str(sidecar_paths.db)
+        assert (await client.request("import:v2:status", timeout=5))["queued"] == []
+        with pytest.raises(RpcError) as refused:
+            await start
+
+    assert (refused.value.code, refused.value.data) == (
+        1008,
+        {"kind": "database_busy", "dbPath": str(sidecar_paths.db)},
+    )
+    assert (
+        refused.value.message == f"Database locked by another process for more than 10 s ({sidecar_paths.db})"
+    )
+    assert_no_import_written(sidecar_paths.db)
+    assert await client.request("import:v2:resumable") == []
+    assert client.of("import:v2:complete") == []
+
+    result = await client.request("import:v2:start", location.start_params(source), timeout=60)
+
+    assert result["status"] == "completed", result
+    assert result["finalizationResult"]["totalFinalized"] == 3
+    assert rows(sidecar_paths.db, "SELECT status FROM import_sessions") == [("completed",)]
+    assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)
+
+
+async def test_acknowledging_dead_letters_while_the_app_holds_the_database_is_refused_as_busy(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths
+):
+    """jobs:acknowledge must write before it answers: refused as database_busy past the busy
+    timeout, the entry untouched; once the lock goes the same request acknowledges it."""
+    client = await spawn_sidecar(sidecar_paths.args())
+    entry = plant_dead_letter(sidecar_paths.db, "thumbnail", {"hash": "0123456789abcdef"}, now_iso())
+    await writer_idle(client)
+    with holding_database(sidecar_paths.db):
+        acknowledge = asyncio.create_task(client.request("jobs:acknowledge", [[entry]]))
+        assert (await client.request("sidecar:info", timeout=5))["dbPath"] == str(sidecar_paths.db)
+        with pytest.raises(RpcError) as refused:
+            await acknowledge
+
+    assert (refused.value.code, refused.value.data["kind"]) == (1008, "database_busy")
+    assert refused.value.message.startswith("Database locked by another process for more than 10 s")
+    assert rows(sidecar_paths.db, "SELECT acknowledged FROM job_dead_letter") == [(0,)]
+
+    assert await client.request("jobs:acknowledge", [[entry]]) == {"acknowledged": 1}
+
+
+async def test_an_import_started_on_a_full_database_disk_is_refused_as_full_and_runs_once_space_is_freed(
+    mounts: Mounts, spawn_sidecar: Spawn, tmp_path: Path
+):
+    """The database on a full 16 MiB tmpfs: the session row cannot be written, so the request is
+    refused as database_full having written and queued nothing; freed, the same request imports."""
+    db_disk = mounts.tmpfs(tmp_path / "db-disk", "16m")
+    paths = SidecarPaths(db=db_disk / "au-archive.db", archive=tmp_path / "archive")
+    paths.archive.mkdir()
+    client = await spawn_sidecar(paths.args())
+    location = add_location(paths.db)
+    source = small_images(tmp_path / "src", count=3)
+    ballast = fill(db_disk)
+
+    with pytest.raises(RpcError) as refused:
+        await client.request("import:v2:start", location.start_params(source))
+
+    assert (refused.value.code, refused.value.data) == (
+        1009,
+        {"kind": "database_full", "dbPath": str(paths.db)},
+    )
+    assert refused.value.message == f"Disk full: the database cannot grow ({paths.db})"
+    assert_no_import_written(paths.db)
+    assert (await client.request("import:v2:status", timeout=5))["queued"] == []
+
+    ballast.unlink()
+    result = await client.request("import:v2:start", location.start_params(source), timeout=60)
+
+    assert result["status"] == "completed", result
+    assert rows(paths.db, "SELECT status FROM import_sessions") == [("completed",)]
+    assert_archive_invariant(paths.db, paths.archive)
 
 
 class JobEvents:

@@ -161,7 +161,7 @@ def test_every_ref_resolves() -> None:
 
 def test_x_errors_document_every_code() -> None:
     table = {e["code"]: e for e in OPENRPC["x-errors"]}
-    assert set(table) == {-32700, -32600, -32601, -32602, -32603, *range(1001, 1008)}
+    assert set(table) == {-32700, -32600, -32601, -32602, -32603, *range(1001, 1010)}
     assert all(e["kind"] and e["message"] and e["description"] for e in table.values())
     assert table[1001]["message"] == "Archive folder not configured. Please set it in Settings."
     kinds = {
@@ -171,6 +171,8 @@ def test_x_errors_document_every_code() -> None:
         1005: "shutting_down",
         1006: "schema_too_old",
         1007: "own_schema_too_new",
+        1008: "database_busy",
+        1009: "database_full",
     }
     assert {code: table[code]["kind"] for code in kinds} == kinds
 
