@@ -8,6 +8,8 @@ This module knows table shapes only through `schema`.
 """
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from itertools import islice
@@ -17,11 +19,16 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from sidecar.db import schema
-from sidecar.db.transaction import immediate
+from sidecar.db.transaction import committed, immediate, is_busy
 from sidecar.errors import SchemaTooOld
 from sidecar.log import get_logger
 
 BUSY_TIMEOUT_S = 10.0
+# The writer waits for another process's lock in slices of this, letting our other writers (a
+# request, a job's end) take their turn in between: one waiter never holds our writer for the
+# whole busy timeout (seven queues' claims, each waiting it out in turn, kept a request from even
+# trying for 70 s while the app held its lock).
+BUSY_SLICE_S = 0.1
 # Bound variables per statement for `IN (...)` lists; far below any SQLite build's limit.
 MAX_VARIABLES = 500
 
@@ -52,6 +59,7 @@ class Database:
         self._reader = reader
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
+        self._last_begin = 0.0  # when one of our write transactions last got SQLite's lock
 
     @classmethod
     async def open(cls, path: Path) -> "Database":
@@ -60,6 +68,7 @@ class Database:
         writer = await _connect(path)
         try:
             await _prepare(writer)
+            await writer.execute(f"PRAGMA busy_timeout = {int(BUSY_SLICE_S * 1000)}")
             reader = await _connect(path)
         except BaseException:
             await writer.close()
@@ -76,9 +85,24 @@ class Database:
         """A `BEGIN IMMEDIATE` write transaction: committed on success, rolled back on any error.
 
         Keep the body short (well under a second): the app waits on our lock with its UI blocked.
+        Waits up to BUSY_TIMEOUT_S for another process's lock, then raises SQLite's busy error.
         """
-        async with self._write_lock, immediate(self._writer) as conn:
-            yield conn
+        first_refused: float | None = None
+        while True:
+            async with self._write_lock:
+                try:
+                    await self._writer.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    now = time.monotonic()
+                    first_refused = first_refused or now
+                    # Locked out for the whole timeout: since our first try, none of ours got in.
+                    if not is_busy(exc) or now - max(first_refused, self._last_begin) >= BUSY_TIMEOUT_S:
+                        raise
+                    continue  # our other writers waiting on the lock go first
+                self._last_begin = time.monotonic()
+                async with committed(self._writer) as conn:
+                    yield conn
+                return
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         return await asyncio.shield(self._read(sql, params, many=True))

@@ -5,6 +5,7 @@ IMMEDIATE takes the write lock up front, so a writer never fails half-way on a s
 """
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,13 @@ import aiosqlite
 async def immediate(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
     """Committed on success, rolled back on any error or cancellation."""
     await conn.execute("BEGIN IMMEDIATE")
+    async with committed(conn):
+        yield conn
+
+
+@asynccontextmanager
+async def committed(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """The transaction `conn` has open: committed on success, rolled back on any error or cancellation."""
     try:
         yield conn
     except BaseException:
@@ -25,3 +33,10 @@ async def immediate(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Conne
             await asyncio.shield(conn.execute("ROLLBACK"))
         raise
     await asyncio.shield(conn.execute("COMMIT"))
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite could not take a lock another connection holds (within the busy timeout)."""
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorname", "").startswith(
+        "SQLITE_BUSY"
+    )

@@ -43,7 +43,7 @@ from tests.e2e.archive_checks import (
 from tests.e2e.test_jobs_api import plant_dead_letter
 from tests.jobs.media_rows import add_media_row
 from tests.media import make_jpeg, make_video
-from tests.sidecar_client import RpcError, SidecarProcess
+from tests.sidecar_client import RpcError
 
 MEDIA_ROWS = "SELECT imgloc, imghash FROM imgs UNION ALL SELECT vidloc, vidhash FROM vids"
 
@@ -419,14 +419,6 @@ def holding_database(db: Path) -> Iterator[None]:
             app.execute("ROLLBACK")
 
 
-async def writer_idle(client: SidecarProcess) -> None:
-    """Returns once the sidecar's start-up writes (the scheduler's first claim of each queue) are
-    done, so a lock taken next stops only the test's request. Writes take turns: the first write
-    answered may have gone before those claims queued, the second queues behind them."""
-    for _ in range(2):
-        assert await client.request("jobs:acknowledge", [[999_999]]) == {"acknowledged": 0}
-
-
 def assert_no_import_written(db: Path) -> None:
     for table in ("import_sessions", "aus_import_sessions", "aus_import_files", "imports", "imgs"):
         assert rows(db, f"SELECT count(*) FROM {table}") == [(0,)], table
@@ -442,13 +434,25 @@ async def test_an_import_started_while_the_app_holds_the_database_is_refused_as_
     client = await spawn_sidecar(sidecar_paths.args())
     location = add_location(sidecar_paths.db)
     source = small_images(tmp_path / "src", count=3)
-    await writer_idle(client)
+    refused_by = connection.BUSY_TIMEOUT_S + 8  # the other writers' waits must not add up
     with holding_database(sidecar_paths.db):
-        start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
+        # Other writes queue on the sidecar's one writer too; they take turns at the app's lock,
+        # so each is refused once the lock has been held for the busy timeout, not after the
+        # writes before it each waited it out.
+        others = [
+            asyncio.create_task(client.request("jobs:acknowledge", [[999_999]], timeout=refused_by))
+            for _ in range(4)
+        ]
+        start = asyncio.create_task(
+            client.request("import:v2:start", location.start_params(source), timeout=refused_by)
+        )
         assert (await client.request("sidecar:info", timeout=5))["dbPath"] == str(sidecar_paths.db)
         assert (await client.request("import:v2:status", timeout=5))["queued"] == []
         with pytest.raises(RpcError) as refused:
             await start
+        for other in others:
+            with pytest.raises(RpcError, match="Database locked"):
+                await other
 
     assert (refused.value.code, refused.value.data) == (
         1008,
@@ -476,7 +480,6 @@ async def test_acknowledging_dead_letters_while_the_app_holds_the_database_is_re
     timeout, the entry untouched; once the lock goes the same request acknowledges it."""
     client = await spawn_sidecar(sidecar_paths.args())
     entry = plant_dead_letter(sidecar_paths.db, "thumbnail", {"hash": "0123456789abcdef"}, now_iso())
-    await writer_idle(client)
     with holding_database(sidecar_paths.db):
         acknowledge = asyncio.create_task(client.request("jobs:acknowledge", [[entry]]))
         assert (await client.request("sidecar:info", timeout=5))["dbPath"] == str(sidecar_paths.db)
