@@ -636,3 +636,21 @@ def test_updating_a_bag_holds_a_short_string_per_file_not_tables_of_paths(tmp_pa
             tracemalloc.stop()
         assert (report.status, report.files, report.added) == ("valid", 5_000, expected_added)
         assert peak < 400 * len(names), f"{peak / len(names):.0f} bytes per file"
+
+
+async def test_an_org_folder_linked_out_of_the_location_is_never_listed(
+    place: Location, make_context: ContextMaker, tmp_path: Path
+):
+    """Rows under the location folder are placed without resolving each file: the org folder itself
+    must be checked, or a folder linked elsewhere would put outside files in the bag."""
+    inside = place.add("image", ".jpg", 1_000, seed=1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    place.org("map").symlink_to(elsewhere, target_is_directory=True)
+    linked_in = place.add("map", ".gpx", 500, seed=2)  # stored as <location>/org-map-…/<hash>.gpx
+
+    result = await run(make_context, place.fixture.locid)
+
+    assert (result["status"], result["files"]) == ("incomplete", 1)
+    assert str(linked_in) in result["error"]
+    assert list(place.manifest()) == [os.path.relpath(inside, place.bag)]
