@@ -97,6 +97,11 @@ _STATUSES = ("pending", "processing", "completed", "failed", "dead")
 # the whole metadata queue to be idle guarantees that with one indexed lookup per claim.
 WAITS_FOR_IDLE: dict[Queue, Queue] = {Queue.LIVE_PHOTO: Queue.EXIFTOOL}
 
+# Oldest is first inserted (rowid), which is `created_at`'s order for rows written as they are
+# created: ordered so, the claim walks the app's (queue, status, priority) index, whose entries end
+# in the rowid, and stops at the first claimable rows. Ordered by created_at, SQLite had to sort
+# every pending job of the queue, each checked for its parent, on every claim: 230 ms with 100 000
+# thumbnails waiting, holding the write lock the app waits on.
 _SELECT_CLAIMABLE = """
 SELECT j.job_id FROM jobs AS j
 WHERE j.queue = ? AND j.status = 'pending' AND j.locked_by IS NULL
@@ -105,7 +110,7 @@ WHERE j.queue = ? AND j.status = 'pending' AND j.locked_by IS NULL
        OR EXISTS (SELECT 1 FROM jobs AS p WHERE p.job_id = j.depends_on AND p.status = 'completed'))
   AND (? IS NULL
        OR NOT EXISTS (SELECT 1 FROM jobs AS w WHERE w.queue = ? AND w.status IN ('pending', 'processing')))
-ORDER BY j.priority DESC, j.created_at ASC, j.rowid ASC
+ORDER BY j.priority DESC, j.rowid ASC
 LIMIT ?"""
 _CLAIM = """
 UPDATE jobs SET status = 'processing', locked_by = ?, locked_at = ?, started_at = ?, attempts = attempts + 1

@@ -12,6 +12,7 @@ from sidecar.api.jobs import JobsApi
 from sidecar.db.connection import Database
 from sidecar.errors import SchemaTooOld
 from sidecar.jobs.store import (
+    _SELECT_CLAIMABLE,
     ClaimedJob,
     JobStore,
     NewJob,
@@ -78,6 +79,16 @@ async def test_claim_orders_by_priority_then_age(db: Database, store: JobStore) 
         "tie-a",
         "tie-b",
     ]
+
+
+async def test_a_claim_walks_the_index_and_never_sorts_the_queue(db: Database) -> None:
+    """With 100 000 jobs waiting, sorting them all on every claim took 230 ms of the write lock."""
+    plan = await db.fetch_all(
+        "EXPLAIN QUERY PLAN " + _SELECT_CLAIMABLE, (Queue.THUMBNAIL.value, now_iso(), None, None, 2)
+    )
+    details = [row["detail"] for row in plan]
+    assert any("USING INDEX idx_jobs_queue_status_priority" in d for d in details), details
+    assert not any("TEMP B-TREE" in d for d in details), details
 
 
 async def test_claim_returns_post_claim_values(db: Database, store: JobStore) -> None:
