@@ -12,6 +12,7 @@ from sidecar.api.jobs import JobsApi
 from sidecar.db.connection import Database
 from sidecar.errors import SchemaTooOld
 from sidecar.jobs.store import (
+    _DEAD_LETTERS,
     _SELECT_CLAIMABLE,
     ClaimedJob,
     JobStore,
@@ -88,6 +89,14 @@ async def test_a_claim_walks_the_index_and_never_sorts_the_queue(db: Database) -
     )
     details = [row["detail"] for row in plan]
     assert any("USING INDEX idx_jobs_queue_status_priority" in d for d in details), details
+    assert not any("TEMP B-TREE" in d for d in details), details
+
+
+async def test_listing_dead_letters_never_sorts_them_all(db: Database) -> None:
+    """The renderer lists them; with 120 000 dead letters a sort of all of them took 124 ms a call."""
+    sql = _DEAD_LETTERS.format(queues="?")
+    plan = await db.fetch_all("EXPLAIN QUERY PLAN " + sql, (None, None, "thumbnail", 100))
+    details = [row["detail"] for row in plan]
     assert not any("TEMP B-TREE" in d for d in details), details
 
 
