@@ -23,10 +23,13 @@ costs 7-10 s here (0.6 s of import, 5-6 s of jobs, the checks). One long session
 and again would be cheaper but could not be checked between kills (the invariant holds once an
 import or a resume has ended), and every kill after the first would hit a half-redone session.
 CI runs `test_crash_and_resume`: six rounds, one per phase, two of them killed twice, a fixed
-seed, about 30 s (and the kill during a cancel's cleanup at the end). `scripts/test-full` runs
-the `slow` set: `test_crash_and_resume_full`, 24 rounds and about 30 kill points
-(`TORTURE_ROUNDS` and `TORTURE_SEED` change them); a round's test id names its seed and kill
-points, and `-s` prints where each kill landed.
+seed, about 30 s (and the kill during a cancel's cleanup at the end); then six more with
+`--read-once always` (a network source: each file read once, hashed while it is staged on the
+archive's disk, the staged copy linked in by the copy step, whose kills are placed by the staged
+files it opens). `scripts/test-full` runs the `slow` set: `test_crash_and_resume_full`, 24 rounds
+and about 30 kill points, plus 12 read-once rounds (`TORTURE_ROUNDS` and `TORTURE_SEED` change
+them); a round's test id names its seed, mode and kill points, and `-s` prints where each kill
+landed.
 """
 
 import asyncio
@@ -179,12 +182,14 @@ class Round:
     seed: int
     index: int
     points: tuple[KillPoint, ...]
+    read_once: bool = False  # `--read-once always`: as for a network share, hash while staging
 
     def __str__(self) -> str:
-        return f"seed{self.seed}-r{self.index:02d}-" + "+".join(map(str, self.points))
+        mode = "-read-once" if self.read_once else ""
+        return f"seed{self.seed}{mode}-r{self.index:02d}-" + "+".join(map(str, self.points))
 
 
-def plan(seed: int, count: int) -> list[Round]:
+def plan(seed: int, count: int, read_once: bool = False) -> list[Round]:
     """`count` rounds; their first kill points go through the phases in shuffled blocks of six
     (every phase equally often), some rounds get a second one in a later phase."""
     rng = random.Random(seed)
@@ -200,7 +205,7 @@ def plan(seed: int, count: int) -> list[Round]:
         if later and rng.random() < CHAINED:
             second = rng.choice(later)
             points.append(KillPoint(second, _fraction(rng, second)))
-        rounds.append(Round(seed, index, tuple(points)))
+        rounds.append(Round(seed, index, tuple(points), read_once))
     return rounds
 
 
@@ -320,7 +325,12 @@ def _file_opened(_: Path, name: str, mask: int) -> bool:
 
 
 async def kill_at(
-    client: SidecarProcess, point: KillPoint, card: Card, paths: SidecarPaths, session: str | None
+    client: SidecarProcess,
+    point: KillPoint,
+    card: Card,
+    paths: SidecarPaths,
+    session: str | None,
+    read_once: bool,
 ) -> None:
     """Return once the sidecar is dead, killed at `point` (or where the phase ran out, or when the
     import ended before its phase came)."""
@@ -363,7 +373,7 @@ async def kill_at(
                 "import:v2:progress", lambda p: step_rank(p["status"]) >= rank, timeout=60
             )
             if started["status"] == point.phase:
-                match = _watch(switch.inotify, point.phase, paths, card)
+                match = _watch(switch.inotify, point.phase, paths, card, read_once)
                 switch.arm(round(point.fraction * _phase_events(point.phase, card)), match)
                 await client.wait_for(lambda: switch.fired or later_step(), timeout=60)
         switch.fire()
@@ -391,7 +401,14 @@ def _watch_scan(inotify: Inotify, card: Card, paths: SidecarPaths) -> Callable[[
     return match
 
 
-def _watch(inotify: Inotify, phase: str, paths: SidecarPaths, card: Card) -> Callable[[Path, str, int], bool]:
+def _watch(
+    inotify: Inotify, phase: str, paths: SidecarPaths, card: Card, read_once: bool
+) -> Callable[[Path, str, int], bool]:
+    if phase == "copying" and read_once:
+        # The copy links in what hashing staged: each staged file is opened, the sources are not.
+        for folder in (paths.archive / ".aus-staging").glob("*"):
+            inotify.watch(folder, IN_OPEN)
+        return _file_opened
     if phase in ("hashing", "copying"):
         for folder in card.folders:
             inotify.watch(folder, IN_OPEN)
@@ -444,7 +461,7 @@ def what_a_kill_left(paths: SidecarPaths, point: KillPoint, session: str) -> Kil
 async def torture_round(spawn_sidecar: Spawn, tmp_path: Path, card: Card, plan_: Round) -> list[Kill]:
     paths = SidecarPaths(db=tmp_path / "au-archive.db", archive=tmp_path / "archive")
     paths.archive.mkdir()
-    args = [*paths.args(), "--hash-workers", "1"]
+    args = [*paths.args(), "--hash-workers", "1", "--read-once", "always" if plan_.read_once else "never"]
     client = await spawn_sidecar(args)
     location = add_location(paths.db)
     drop_page_cache(card.files)
@@ -455,7 +472,7 @@ async def torture_round(spawn_sidecar: Spawn, tmp_path: Path, card: Card, plan_:
     )
     session: str | None = None
     for point in plan_.points:
-        await kill_at(client, point, card, paths, session)
+        await kill_at(client, point, card, paths, session, plan_.read_once)
         if request is not None:
             request.cancel()
         if session is None:
@@ -544,8 +561,8 @@ def _manifest(manifest: Path) -> Iterator[tuple[Path, str]]:
 
 # --- the tests ------------------------------------------------------------------------------------
 
-CI_PLAN = plan(CI_SEED, CI_ROUNDS)
-FULL_PLAN = plan(FULL_SEED, FULL_ROUNDS)
+CI_PLAN = [*plan(CI_SEED, CI_ROUNDS), *plan(CI_SEED, CI_ROUNDS, read_once=True)]
+FULL_PLAN = [*plan(FULL_SEED, FULL_ROUNDS), *plan(FULL_SEED + 1, FULL_ROUNDS // 2, read_once=True)]
 
 
 @pytest.mark.timeout(ROUND_TIMEOUT_S)
@@ -564,11 +581,14 @@ async def test_crash_and_resume_full(spawn_sidecar: Spawn, tmp_path: Path, card:
 def test_the_plans_cover_every_phase() -> None:
     """The CI subset kills once in every phase (and again in some); the full set at least 20 times,
     each phase as often as the others."""
-    assert sorted(r.points[0].phase for r in CI_PLAN) == sorted(PHASES)
-    first = Counter(r.points[0].phase for r in FULL_PLAN)
+    for read_once in (False, True):
+        ci = [r for r in CI_PLAN if r.read_once is read_once]
+        assert sorted(r.points[0].phase for r in ci) == sorted(PHASES)
+    full = [r for r in FULL_PLAN if not r.read_once]
+    first = Counter(r.points[0].phase for r in full)
     assert set(first) == set(PHASES) and min(first.values()) == FULL_ROUNDS // len(PHASES)
-    assert sum(len(r.points) for r in FULL_PLAN) >= 20 or FULL_ROUNDS < 20
-    assert plan(FULL_SEED, FULL_ROUNDS) == FULL_PLAN  # seeded: the same rounds every time
+    assert sum(len(r.points) for r in full) >= 20 or FULL_ROUNDS < 20
+    assert plan(FULL_SEED, FULL_ROUNDS) == full  # seeded: the same rounds every time
 
 
 async def test_a_kill_while_a_cancel_removes_its_copies_leaves_no_copy_without_its_row(
