@@ -90,6 +90,7 @@ class Database:
         first_refused: float | None = None
         while True:
             async with self._write_lock:
+                tried = time.monotonic()
                 try:
                     await self._writer.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
@@ -98,11 +99,15 @@ class Database:
                     # Locked out for the whole timeout: since our first try, none of ours got in.
                     if not is_busy(exc) or now - max(first_refused, self._last_begin) >= BUSY_TIMEOUT_S:
                         raise
-                    continue  # our other writers waiting on the lock go first
-                self._last_begin = time.monotonic()
-                async with committed(self._writer) as conn:
-                    yield conn
-                return
+                    # SQLite may refuse without waiting (a WAL recovery, for one): never spin.
+                    pause = BUSY_SLICE_S - (now - tried)
+                else:
+                    self._last_begin = time.monotonic()
+                    async with committed(self._writer) as conn:
+                        yield conn
+                    return
+            if pause > 0:
+                await asyncio.sleep(pause)  # our other writers waiting on the lock go first
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         return await asyncio.shield(self._read(sql, params, many=True))
