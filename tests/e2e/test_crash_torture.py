@@ -561,7 +561,7 @@ def _manifest(manifest: Path) -> Iterator[tuple[Path, str]]:
 
 # --- the tests ------------------------------------------------------------------------------------
 
-CI_PLAN = [*plan(CI_SEED, CI_ROUNDS), *plan(CI_SEED, CI_ROUNDS, read_once=True)]
+CI_PLAN = [*plan(CI_SEED, CI_ROUNDS), *plan(CI_SEED + 1, CI_ROUNDS, read_once=True)]
 FULL_PLAN = [*plan(FULL_SEED, FULL_ROUNDS), *plan(FULL_SEED + 1, FULL_ROUNDS // 2, read_once=True)]
 
 

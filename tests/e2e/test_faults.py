@@ -317,13 +317,14 @@ async def test_sources_truncated_grown_or_rewritten_after_hashing_fail_alone_and
 async def test_a_source_folder_removed_mid_scan_is_reported_and_the_counts_add_up(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    """300 folders of 10 files, the scan writing each folder as it completes; the last folder is
-    removed as the scan starts. Its files are errors (or simply absent), never a crash; every other
-    file is imported, and the result's counts agree with each other and with the rows."""
+    """1000 folders of 3 files, the scan writing each folder as it completes (a commit each, so
+    the walk takes seconds); the last folder is removed as the scan starts. Its files are errors (or
+    simply absent), never a crash; every other file is imported, and the result's counts agree with
+    each other and with the rows."""
     client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
     location = add_location(sidecar_paths.db)
-    source = small_images(tmp_path / "src", per_folder=10)
-    removed = source / "299"
+    source = small_images(tmp_path / "src", per_folder=3)
+    removed = source / "999"
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=120))
     await client.notification("import:v2:progress", lambda p: p["status"] == "scanning")
     shutil.rmtree(removed)
@@ -336,7 +337,7 @@ async def test_a_source_folder_removed_mid_scan_is_reported_and_the_counts_add_u
         assert error["path"] == str(removed) or Path(error["path"]).parent == removed, error
         assert error["step"] == "scan" and "vanished during scan" in error["message"], error
     finalized = result["finalizationResult"]["totalFinalized"]
-    assert finalized == 2990
+    assert finalized == 2997
     assert result["scanResult"]["totalFiles"] == finalized + result["hashResult"]["totalErrors"]
     assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(finalized,)]
     assert rows(sidecar_paths.db, "SELECT img_count FROM imports") == [(finalized,)]
