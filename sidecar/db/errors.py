@@ -6,18 +6,15 @@ import sqlite3
 from pathlib import Path
 
 from sidecar.db import connection
+from sidecar.db.transaction import is_busy
 from sidecar.errors import DatabaseBusy, DatabaseFull
 
 
 def database_refusal(exc: BaseException, db_path: Path) -> DatabaseBusy | DatabaseFull | None:
     """The domain error for SQLite refusing because of a lock held too long or a full disk; None for
     any other error (those are bugs, not conditions a client can act on)."""
-    if not isinstance(exc, sqlite3.OperationalError):
-        return None
-    # Errors sqlite3 raises on its own (not from the SQLite library) carry no error name.
-    name: str = getattr(exc, "sqlite_errorname", "")
-    if name.startswith("SQLITE_FULL"):
-        return DatabaseFull(str(db_path))
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+    if is_busy(exc):
         return DatabaseBusy(str(db_path), connection.BUSY_TIMEOUT_S)
-    return None
+    name: str = getattr(exc, "sqlite_errorname", "")
+    full = isinstance(exc, sqlite3.OperationalError) and name.startswith("SQLITE_FULL")
+    return DatabaseFull(str(db_path)) if full else None

@@ -36,7 +36,7 @@ async def committed(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Conne
 
 
 def is_busy(exc: BaseException) -> bool:
-    """SQLite could not take a lock another connection holds (within the busy timeout)."""
-    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorname", "").startswith(
-        "SQLITE_BUSY"
-    )
+    """SQLite could not take a lock another connection holds (within the busy timeout). Errors
+    sqlite3 raises on its own (not from the SQLite library) carry no error name."""
+    name: str = getattr(exc, "sqlite_errorname", "")
+    return isinstance(exc, sqlite3.OperationalError) and name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))

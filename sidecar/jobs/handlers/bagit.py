@@ -393,7 +393,9 @@ class _Layout:
             # A sidecar beside its parent belongs to the bag while the parent's row does.
             elif entry.startswith("../../org-misc-") or _has_parent(rows, entry):
                 sidecars.append(entry)
-        return sorted({*rows, *sidecars}) if sidecars else _distinct(rows), outside
+        rows += sidecars
+        rows.sort()
+        return _distinct(rows), outside
 
     def real(self, entry: str) -> str:
         if entry.startswith("../../"):
@@ -462,9 +464,8 @@ def _has_parent(rows: list[str], entry: str) -> bool:
 
 
 def _distinct(ordered: list[str]) -> list[str]:
-    """`ordered` without repeats (a path in two tables), in place."""
-    ordered[:] = [e for i, e in enumerate(ordered) if i == 0 or e != ordered[i - 1]]
-    return ordered
+    """`ordered` without repeats (a path in two tables)."""
+    return [e for i, e in enumerate(ordered) if i == 0 or e != ordered[i - 1]]
 
 
 class _OldManifest:
