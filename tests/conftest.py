@@ -74,13 +74,28 @@ async def sidecar(spawn_sidecar: Spawn, sidecar_paths: SidecarPaths) -> SidecarP
     return await spawn_sidecar(sidecar_paths.args())
 
 
+# Tests that start the sidecar (or the frozen binary, or the console's own sidecar) as a process:
+# these fixtures, or these folders. `scripts/test-fast` runs the rest (`-m "not process"`).
+PROCESS_FIXTURES = frozenset({"spawn_sidecar", "sidecar"})
+PROCESS_FOLDERS = frozenset({"e2e", "frozen", "console"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(config.rootpath, "tests")
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in PROCESS_FOLDERS or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Every schema needs a test: on a full run, each served method must have returned a result
     checked against its schema, and each emitted notification must have been seen."""
     full_run = not session.config.args or [Path(a).resolve() for a in session.config.args] == [
         Path(session.config.rootpath, "tests").resolve()
     ]
-    # The slow set alone (scripts/test-full) checks no contract: it runs beside the full suite.
+    # The slow set alone (scripts/test-full) and the fast tier (scripts/test-fast, "not process")
+    # check no contract: they run beside the full suite.
     subset = session.config.option.keyword or session.config.option.markexpr not in ("", "not slow")
     if not full_run or exitstatus != 0 or subset:
         return
