@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sidecar import PROTOCOL_VERSION, __version__
-from sidecar.api.imports import ImportApi
+from sidecar.api.imports import ImportApi, ImportNotifier
 from sidecar.api.jobs import JobsApi
 from sidecar.api.sidecar import SidecarApi
 from sidecar.config import Config
@@ -31,7 +31,9 @@ from sidecar.jobs.handlers.video_proxy import video_proxy
 from sidecar.jobs.scheduler import CONCURRENCY, JobScheduler
 from sidecar.jobs.store import JobStore, Queue
 from sidecar.log import get_logger
+from sidecar.pipeline import failpoints
 from sidecar.pipeline.bytepool import BytePool
+from sidecar.pipeline.context import PAGE_FILES
 from sidecar.pipeline.orchestrator import ImportOrchestrator
 from sidecar.pipeline.sources import ReadOnce
 from sidecar.rpc.contract import Contract
@@ -81,6 +83,7 @@ class Sidecar:
 
     async def run(self, streams: ProtocolStreams) -> int:
         self._install_signal_handlers()
+        failpoints.arm_from_environment()  # tests stop imports at exact moments; inert otherwise
         db, db_error = await self._open_database()
         server = JsonRpcServer(streams)
         pool = BytePool(self._hash_workers)
@@ -105,11 +108,12 @@ class Sidecar:
                 imports = ImportOrchestrator(
                     db,
                     pool,
-                    server,
+                    ImportNotifier(server),
                     self._config.archive_override,
                     self._config.allow_hardlinks,
                     ReadOnce(self._config.read_once),
                     jobs_added=scheduler.wake,
+                    page_files=self._config.page_files or PAGE_FILES,
                 )
             dispatcher = self._dispatcher(db, db_error, tools, imports, store, scheduler)
             serving = tasks.create_task(server.serve(dispatcher), name="rpc-serve")

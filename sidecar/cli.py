@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["auto", "always", "never"],
         help="hash while copying, one read per file (auto: for network shares)",
     )
+    serve.add_argument(
+        "--page-files",
+        type=_positive_int,
+        help="files per page of an import step, the unit of commit and of stopping (default 2048)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     # Listed here for --help; they parse their own options (`au-sidecar import --help`).
@@ -58,6 +63,7 @@ def _config(args: argparse.Namespace) -> Config:
         tools=ToolPaths(exiftool=args.exiftool, ffprobe=args.ffprobe, ffmpeg=args.ffmpeg),
         allow_hardlinks=args.allow_hardlinks,
         read_once=args.read_once,
+        page_files=args.page_files,
         log_level=args.log_level,
     )
 

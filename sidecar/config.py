@@ -26,6 +26,7 @@ class Config:
     tools: ToolPaths = ToolPaths()
     allow_hardlinks: bool = False
     read_once: str = "auto"  # auto | always | never: see pipeline/sources.py
+    page_files: int | None = None  # files per page of an import step (default: pipeline/context.py)
     log_level: str = "info"
 
 

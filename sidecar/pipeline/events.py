@@ -1,10 +1,13 @@
-"""How the domain reports outward without knowing the wire: an injected sink of named events."""
+"""How an import reports outward without knowing the wire: an injected sink of domain events."""
 
-from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import Protocol
+
+from sidecar.pipeline.outcome import ImportOutcome, ProgressSnapshot
 
 
-class EventSink(Protocol):
-    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
-        """Deliver an event. With `latest_key`, an undelivered event with the same key may be
-        replaced by this one (progress is latest-wins, never queued)."""
+class ImportEvents(Protocol):
+    def progress(self, snapshot: ProgressSnapshot) -> None:
+        """The latest progress of an import; an undelivered earlier one may be replaced by it."""
+
+    def completed(self, outcome: ImportOutcome) -> None:
+        """An import or a resume ended, whatever its status."""

@@ -7,13 +7,13 @@ and a resumed finalize only sees files not yet finalized: nothing is inserted tw
 """
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
-from sidecar.db.connection import Database, chunked, insert_many
+from sidecar.db.connection import insert_many
 from sidecar.db.schema import imported_columns
 from sidecar.jobs.store import NewJob, Priority, Queue, insert_jobs
 from sidecar.pipeline.journal import FileState, FileUpdate, Journal, JournalFile, SessionRecord, media_table
@@ -104,24 +104,15 @@ def location_jobs(locid: str, session_id: str) -> list[NewJob]:
 
 
 class Finalizer:
-    def __init__(self, db: Database, journal: Journal) -> None:
-        self._db = db
+    def __init__(self, journal: Journal) -> None:
         self._journal = journal
 
-    async def commit(
-        self, session: SessionRecord, files: Sequence[JournalFile], now: str
-    ) -> AsyncIterator[tuple[list[JournalFile], ChunkResult]]:
-        """Commit validated files (any number), one short transaction per chunk, yielding each chunk
-        once committed (so progress moves per chunk, not per page). Sidecars get no row (the app
-        has no table for them) but are marked finalized with their parent's import."""
-        for chunk in chunked(files, CHUNK_FILES):
-            async with self._db.transaction() as conn:
-                result = await self._commit_chunk(conn, session, chunk, now)
-            yield chunk, result
-
-    async def _commit_chunk(
-        self, conn: aiosqlite.Connection, session: SessionRecord, files: list[JournalFile], now: str
+    async def record(
+        self, conn: aiosqlite.Connection, session: SessionRecord, files: Sequence[JournalFile], now: str
     ) -> ChunkResult:
+        """Commit validated files (at most CHUNK_FILES, in the caller's short transaction). Sidecars
+        get no row (the app has no table for them) but are marked finalized with their parent's
+        import."""
         media = [f for f in files if f.media_type is not MediaType.SIDECAR]
         taken = await _already_archived(conn, media)
         new = [f for f in media if f.hash not in taken.get(f.media_type, set())]

@@ -15,6 +15,8 @@ import orjson
 
 from sidecar.db.connection import MAX_VARIABLES, Database, chunked, insert_many
 from sidecar.pipeline.media import MediaType
+from sidecar.pipeline.outcome import FileProblem, ResumableSession
+from sidecar.pipeline.status import ImportStatus, ImportStep
 
 
 class FileState(StrEnum):
@@ -27,19 +29,11 @@ class FileState(StrEnum):
     FAILED = "failed"
 
 
-class Step(StrEnum):
-    SCAN = "scan"
-    HASH = "hash"
-    COPY = "copy"
-    VALIDATE = "validate"
-    FINALIZE = "finalize"
-
-
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     session_id: str
     locid: str
-    status: str
+    status: ImportStatus
     last_step: int
     can_resume: bool
     started_at: str
@@ -96,7 +90,7 @@ class FileUpdate:
     hash: str | None = None
     target: str | None = None
     strategy: str | None = None
-    error_step: Step | None = None
+    error_step: ImportStep | None = None
     error: str | None = None
 
 
@@ -106,7 +100,7 @@ class Tally:
 
     files: dict[tuple[FileState, MediaType | None], int]
     bytes: dict[tuple[FileState, MediaType | None], int]
-    failed_by_step: dict[Step, int]
+    failed_by_step: dict[ImportStep, int]
     strategies: dict[str, int]
 
     def count(self, *states: FileState, sidecars: bool | None = None) -> int:
@@ -204,7 +198,7 @@ class Journal:
         return SessionRecord(
             session_id=row[0],
             locid=row[1],
-            status=row[2],
+            status=ImportStatus(row[2]),
             last_step=row[3] or 0,
             can_resume=bool(row[4]),
             started_at=row[5],
@@ -218,7 +212,7 @@ class Journal:
             jobs_queued=row[13],
         )
 
-    async def resumable(self) -> list[dict[str, Any]]:
+    async def resumable(self) -> list[ResumableSession]:
         rows = await self._db.fetch_all(
             "SELECT s.session_id, s.locid, s.status, s.last_step, s.started_at, s.total_files,"
             " s.processed_files FROM import_sessions s"
@@ -227,22 +221,22 @@ class Journal:
             " ORDER BY s.started_at DESC, s.rowid DESC"
         )
         return [
-            {
-                "sessionId": r[0],
-                "locid": r[1],
-                "status": r[2],
-                "lastStep": r[3] or 0,
-                "startedAt": r[4],
-                "totalFiles": r[5] or 0,
-                "processedFiles": r[6] or 0,
-            }
+            ResumableSession(
+                session_id=r[0],
+                locid=r[1],
+                status=ImportStatus(r[2]),
+                last_step=r[3] or 0,
+                started_at=r[4],
+                total_files=r[5] or 0,
+                processed_files=r[6] or 0,
+            )
             for r in rows
         ]
 
     async def set_status(
         self,
         session_id: str,
-        status: str,
+        status: ImportStatus,
         *,
         last_step: int | None = None,
         can_resume: bool = True,
@@ -266,7 +260,7 @@ class Journal:
         self,
         conn: Any,
         session_id: str,
-        status: str,
+        status: ImportStatus,
         *,
         last_step: int | None = None,
         can_resume: bool = True,
@@ -278,7 +272,7 @@ class Journal:
         await conn.execute(
             "UPDATE import_sessions SET status = ?, last_step = COALESCE(?, last_step), can_resume = ?,"
             " error = ?, completed_at = ? WHERE session_id = ?",
-            (status, last_step, int(can_resume), error, completed_at, session_id),
+            (status.value, last_step, int(can_resume), error, completed_at, session_id),
         )
         if tally is not None:
             all_states = tuple(FileState)
@@ -296,13 +290,6 @@ class Journal:
                 ),
             )
 
-    async def add_skipped(self, session_id: str, skipped: int) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE aus_import_sessions SET skipped = skipped + ? WHERE session_id = ?",
-                (skipped, session_id),
-            )
-
     # -- files ---------------------------------------------------------------------------------
 
     async def restart_scan(self, session_id: str) -> None:
@@ -313,35 +300,35 @@ class Journal:
                 "UPDATE aus_import_sessions SET skipped = 0 WHERE session_id = ?", (session_id,)
             )
 
-    async def add_files(self, session_id: str, files: Sequence[NewFile], skipped: int) -> None:
-        async with self._db.transaction() as conn:
-            await insert_many(
-                conn,
-                "aus_import_files",
-                _FILE_COLUMNS,
+    async def add_files(self, conn: Any, session_id: str, files: Sequence[NewFile], skipped: int) -> None:
+        """In the caller's transaction: one scanned folder's files."""
+        await insert_many(
+            conn,
+            "aus_import_files",
+            _FILE_COLUMNS,
+            (
                 (
-                    (
-                        session_id,
-                        f.file_id,
-                        os.fsencode(f.path),
-                        f.size,
-                        f.media_type.value if f.media_type else "",
-                        f.extension,
-                        f.parent_id,
-                        f.raw_pair_id,
-                        f.live_pair_id,
-                        f.state.value,
-                        Step.SCAN.value if f.error else None,
-                        f.error,
-                    )
-                    for f in files
-                ),
-            )
-            if skipped:
-                await conn.execute(
-                    "UPDATE aus_import_sessions SET skipped = skipped + ? WHERE session_id = ?",
-                    (skipped, session_id),
+                    session_id,
+                    f.file_id,
+                    os.fsencode(f.path),
+                    f.size,
+                    f.media_type.value if f.media_type else "",
+                    f.extension,
+                    f.parent_id,
+                    f.raw_pair_id,
+                    f.live_pair_id,
+                    f.state.value,
+                    ImportStep.SCAN.label if f.error else None,
+                    f.error,
                 )
+                for f in files
+            ),
+        )
+        if skipped:
+            await conn.execute(
+                "UPDATE aus_import_sessions SET skipped = skipped + ? WHERE session_id = ?",
+                (skipped, session_id),
+            )
 
     async def page(
         self, session_id: str, state: FileState, *, sidecars: bool, after: int, max_files: int, max_bytes: int
@@ -384,7 +371,16 @@ class Journal:
             " WHERE session_id = ? AND file_id = ?"
         )
         rows = [
-            (u.state.value, u.hash, u.target, u.strategy, u.error_step, u.error, session_id, u.file_id)
+            (
+                u.state.value,
+                u.hash,
+                u.target,
+                u.strategy,
+                u.error_step.label if u.error_step else None,
+                u.error,
+                session_id,
+                u.file_id,
+            )
             for u in updates
         ]
         if conn is not None:
@@ -401,25 +397,25 @@ class Journal:
         )
         files: dict[tuple[FileState, MediaType | None], int] = {}
         sizes: dict[tuple[FileState, MediaType | None], int] = {}
-        by_step: dict[Step, int] = {}
+        by_step: dict[ImportStep, int] = {}
         strategies: dict[str, int] = {}
         for state, media, step, strategy, count, size in rows:
             key = (FileState(state), MediaType(media) if media else None)
             files[key] = files.get(key, 0) + count
             sizes[key] = sizes.get(key, 0) + (size or 0)
             if step:
-                by_step[Step(step)] = by_step.get(Step(step), 0) + count
+                by_step[ImportStep.of_label(step)] = by_step.get(ImportStep.of_label(step), 0) + count
             if strategy:
                 strategies[strategy] = strategies.get(strategy, 0) + count
         return Tally(files, sizes, by_step, strategies)
 
-    async def failures(self, session_id: str, limit: int) -> list[dict[str, str]]:
+    async def failures(self, session_id: str, limit: int) -> list[FileProblem]:
         rows = await self._db.fetch_all(
             "SELECT source, error_step, error FROM aus_import_files WHERE session_id = ? AND state = 'failed'"
             " ORDER BY file_id LIMIT ?",
             (session_id, limit),
         )
-        return [{"path": os.fsdecode(r[0]), "step": r[1], "message": r[2] or ""} for r in rows]
+        return [FileProblem(os.fsdecode(r[0]), ImportStep.of_label(r[1]), r[2] or "") for r in rows]
 
     async def unfinalized_targets(self, session_id: str) -> list[str]:
         """Archive paths this session wrote (or meant to) whose rows were never committed."""
@@ -459,21 +455,25 @@ class Journal:
                 found.update(r[0] for r in rows)
         return found
 
-    async def known_hashes(self, session_id: str, media_type: MediaType, hashes: Sequence[str]) -> set[str]:
-        """Hashes already archived for this media type, or already claimed by an earlier file of
-        this import (duplicates within one import are caught too, unlike the app)."""
+    async def known_hashes(
+        self, conn: Any, session_id: str, media_type: MediaType, files: Sequence[tuple[int, str]]
+    ) -> set[str]:
+        """Of these (file id, hash) pairs' hashes, those already archived for this media type or
+        claimed by another file of this import (duplicates within one import are caught too, unlike
+        the app). In the caller's transaction; a file's own row never counts."""
         table, column = media_table(media_type)
+        asking = {file_id for file_id, _ in files}
         found: set[str] = set()
-        for chunk in chunked(sorted(set(hashes)), MAX_VARIABLES):
+        for chunk in chunked(sorted({digest for _, digest in files}), MAX_VARIABLES):
             marks = ", ".join("?" * len(chunk))
-            rows = await self._db.fetch_all(
+            async with conn.execute(
                 f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk
-            )
-            found.update(r[0] for r in rows)
-            rows = await self._db.fetch_all(
-                f"SELECT hash FROM aus_import_files WHERE session_id = ? AND media_type = ?"
+            ) as cursor:
+                found.update(r[0] for r in await cursor.fetchall())
+            async with conn.execute(
+                f"SELECT hash, file_id FROM aus_import_files WHERE session_id = ? AND media_type = ?"
                 f" AND hash IN ({marks}) AND state IN ('hashed', 'copied', 'validated', 'finalized')",
                 (session_id, media_type.value, *chunk),
-            )
-            found.update(r[0] for r in rows)
+            ) as cursor:
+                found.update(digest for digest, file_id in await cursor.fetchall() if file_id not in asking)
         return found

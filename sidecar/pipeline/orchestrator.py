@@ -1,8 +1,8 @@
 """Imports, one at a time, first come first served: start, resume, cancel, status.
 
-A queued import already has its `pending` session row. Each import ends in a result summary
-(never per-file arrays) and an `import:v2:complete` event, whatever its status; an import
-interrupted by shutdown stays resumable and its caller is told so.
+A queued import already has its `pending` session row. Each import ends in an ImportOutcome (counts,
+never per-file arrays) and a `completed` event, whatever its status; an import interrupted by
+shutdown stays resumable and its caller is told so.
 """
 
 import asyncio
@@ -13,7 +13,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,37 +29,45 @@ from sidecar.errors import (
     ShuttingDown,
 )
 from sidecar.log import get_logger
-from sidecar.pipeline.bytepool import BytePool
-from sidecar.pipeline.events import EventSink
+from sidecar.pipeline.context import PAGE_FILES, ArchiveGuard, ByteWork, RunContext, staging_folder
+from sidecar.pipeline.events import ImportEvents
 from sidecar.pipeline.finalizer import Finalizer
-from sidecar.pipeline.journal import FileState, Journal, SessionRecord, Step
+from sidecar.pipeline.journal import FileState, Journal, SessionRecord
 from sidecar.pipeline.layout import UnsafeLocation, location_folder
+from sidecar.pipeline.leftovers import remove_files, sweep_temp_files
+from sidecar.pipeline.outcome import MAX_LISTED, ImportOutcome, QueueView, ResumableSession
 from sidecar.pipeline.progress import ImportProgress
-from sidecar.pipeline.run import (
-    Cancelled,
-    ImportFailed,
-    ImportRun,
-    Interrupted,
-    RunFlags,
-    remove_files,
-    staging_folder,
-    sweep_temp_files,
-)
+from sidecar.pipeline.run import run_import
 from sidecar.pipeline.sources import ReadOnce, reads_once
+from sidecar.pipeline.status import ImportStatus, ImportStep
+from sidecar.pipeline.stop import Cancelled, ImportFailed, Interrupted, StopSignal
 from sidecar.timestamps import now_iso
 
-MAX_ERRORS = 1000
 # At shutdown the running page may finish for this long before in-flight copies are stopped.
 SHUTDOWN_PAGE_GRACE_S = 4.0
+# The location values an import keeps with its session (its folder is named from them).
+_FOLDER_FIELDS = ("locid", "loc12", "address_state", "type", "slocnam")
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRequest:
+    """What `import:v2:start` asks for, its params already checked against protocol/."""
+
+    paths: tuple[str, ...]
+    locid: str
+    loc12: str | None = None
+    address_state: str | None = None
+    type: str | None = None
+    slocnam: str | None = None
 
 
 @dataclass
 class _Ticket:
     session_id: str
-    done: "asyncio.Future[dict[str, Any]]"
-    flags: RunFlags = field(default_factory=RunFlags)
+    done: "asyncio.Future[ImportOutcome]"
+    stop: StopSignal = field(default_factory=StopSignal)
     progress: ImportProgress | None = None
 
 
@@ -68,22 +75,24 @@ class ImportOrchestrator:
     def __init__(
         self,
         db: Database,
-        pool: BytePool,
-        sink: EventSink,
+        pool: ByteWork,
+        events: ImportEvents,
         archive_override: Path | None = None,
         allow_hardlinks: bool = False,
         read_once: ReadOnce = ReadOnce.AUTO,
         jobs_added: Callable[[], None] = lambda: None,
+        page_files: int = PAGE_FILES,
     ) -> None:
-        self._read_once = read_once
-        self._jobs_added = jobs_added  # wakes the job scheduler: new work starts at once
         self._db = db
         self._pool = pool
-        self._sink = sink
+        self._events = events
         self._archive_override = archive_override
         self._allow_hardlinks = allow_hardlinks
+        self._read_once = read_once
+        self._jobs_added = jobs_added  # wakes the job scheduler: new work starts at once
+        self._page_files = page_files
         self._journal = Journal(db)
-        self._finalizer = Finalizer(db, self._journal)
+        self._finalizer = Finalizer(self._journal)
         self._queue: deque[_Ticket] = deque()
         self._wakeup = asyncio.Event()
         self._current: _Ticket | None = None
@@ -96,27 +105,27 @@ class ImportOrchestrator:
 
     # -- the methods behind import:v2:* ---------------------------------------------------------
 
-    async def start(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Validate, write the pending session, queue it, and resolve when it ends."""
+    async def start(self, request: ImportRequest) -> ImportOutcome:
+        """Check the location, write the pending session, queue it, and resolve when it ends."""
         archive_root = await self._archive_root()
-        row = await find_location(self._db, params["locid"])
+        row = await find_location(self._db, request.locid)
         if row is None:
-            raise LocationNotFound(locid=params["locid"])
-        request = {key: params.get(key) for key in ("locid", "loc12", "address_state", "type", "slocnam")}
+            raise LocationNotFound(locid=request.locid)
+        values = {name: getattr(request, name) for name in _FOLDER_FIELDS}
         try:
-            location_folder(Path(archive_root), _location(row, request))
+            location_folder(Path(archive_root), _location(row, values))
         except UnsafeLocation as exc:
             raise InvalidParams([{"path": "/0", "message": str(exc)}]) from None
         user = await settings.current_user(self._db)
         record = SessionRecord(
             session_id=str(uuid.uuid4()),
             locid=row.locid,
-            status="pending",
+            status=ImportStatus.PENDING,
             last_step=0,
             can_resume=True,
             started_at=now_iso(),
-            source_paths=_absolute(params["paths"]),
-            request=request,
+            source_paths=_absolute(request.paths),
+            request=values,
             archive_root=archive_root,
             import_id=str(uuid.uuid4()),
             user_id=user.user_id if user else None,
@@ -128,53 +137,52 @@ class ImportOrchestrator:
         log.info("import queued", extra={"action": "import.queued", "session": record.session_id})
         return await self._enqueue(record.session_id)
 
-    async def resume(self, session_id: str) -> dict[str, Any]:
+    async def resume(self, session_id: str) -> ImportOutcome:
         record = await self._journal.load_session(session_id)
         if record is None:
             raise SessionNotFound(sessionId=session_id)
-        if not record.can_resume or record.status in ("completed", "cancelled"):
-            raise SessionNotResumable(sessionId=session_id, status=record.status)
+        if not record.can_resume or record.status.final:
+            raise SessionNotResumable(sessionId=session_id, status=record.status.value)
         if self._ticket(session_id) is not None:
             raise SessionNotResumable("Session is already running or queued", sessionId=session_id)
         return await self._enqueue(session_id)
 
-    async def cancel(self, session_id: str) -> dict[str, Any]:
+    async def cancel(self, session_id: str) -> bool:
+        """Whether a running or queued import was cancelled."""
         current = self._current
         if current is not None and current.session_id == session_id:
-            current.flags.cancelled = True
+            current.stop.cancel()
             self._pool.cancel()  # in-flight copies stop at their next chunk
-            return {"cancelled": True}
+            return True
         queued = next((t for t in self._queue if t.session_id == session_id), None)
         if queued is None:
-            return {"cancelled": False, "reason": "No active import found"}
+            return False
         self._queue.remove(queued)
         started = now_iso()
         await self._journal.set_status(
-            session_id, "cancelled", can_resume=False, error="Import cancelled", completed_at=started
+            session_id,
+            ImportStatus.CANCELLED,
+            can_resume=False,
+            error="Import cancelled",
+            completed_at=started,
         )
-        result = await self._result(session_id, "cancelled", started, "Import cancelled")
-        self._complete(result)
-        queued.done.set_result(result)
-        return {"cancelled": True}
+        outcome = await self._outcome(session_id, ImportStatus.CANCELLED, started, "Import cancelled", None)
+        self._events.completed(outcome)
+        queued.done.set_result(outcome)
+        return True
 
-    def status(self) -> dict[str, Any]:
-        queued = [t.session_id for t in self._queue]
+    def status(self) -> QueueView:
+        queued = tuple(t.session_id for t in self._queue)
         current = self._current
         if current is None or current.progress is None:
-            return {"sessionId": None, "status": "idle", "progress": None, "queued": queued}
-        progress = current.progress.snapshot()
-        return {
-            "sessionId": current.session_id,
-            "status": progress["status"],
-            "progress": progress,
-            "queued": queued,
-        }
+            return QueueView(None, None, queued)
+        return QueueView(current.session_id, current.progress.snapshot(), queued)
 
-    async def resumable(self) -> list[dict[str, Any]]:
+    async def resumable(self) -> list[ResumableSession]:
         active = {t.session_id for t in self._queue} | (
             {self._current.session_id} if self._current else set()
         )
-        return [s for s in await self._journal.resumable() if s["sessionId"] not in active]
+        return [s for s in await self._journal.resumable() if s.session_id not in active]
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -211,7 +219,7 @@ class ImportOrchestrator:
         current = self._current
         if current is None:
             return
-        current.flags.interrupted = True
+        current.stop.interrupt()
         try:
             async with asyncio.timeout(SHUTDOWN_PAGE_GRACE_S):
                 await self._idle.wait()
@@ -219,7 +227,7 @@ class ImportOrchestrator:
             self._pool.cancel()  # a long copy in flight: stop it at its next chunk
             await self._idle.wait()
 
-    async def _enqueue(self, session_id: str) -> dict[str, Any]:
+    async def _enqueue(self, session_id: str) -> ImportOutcome:
         ticket = _Ticket(session_id, asyncio.get_running_loop().create_future())
         self._queue.append(ticket)
         self._wakeup.set()
@@ -236,33 +244,35 @@ class ImportOrchestrator:
         started = now_iso()
         record = await self._journal.load_session(sid)
         assert record is not None
-        progress = ImportProgress(sid, self._sink, record.status)
+        progress = ImportProgress(sid, self._events, record.status)
         ticket.progress = progress
         log.info("import started", extra={"action": "import.start", "session": sid, "resumed": record.status})
-        status, error = "failed", None
+        status, error = ImportStatus.FAILED, None
+        ctx: RunContext | None = None
         try:
             row = await find_location(self._db, record.locid)
             if row is None:
                 raise ImportFailed("Location not found")
-            run = ImportRun(
-                self._db,
-                self._journal,
-                self._finalizer,
-                self._pool,
-                record,
-                _location(row, record.request),
-                progress,
-                self._allow_hardlinks,
-                ticket.flags,
+            ctx = RunContext(
+                db=self._db,
+                journal=self._journal,
+                finalizer=self._finalizer,
+                pool=self._pool,
+                session=record,
+                location=_location(row, record.request),
+                progress=progress,
+                stop=ticket.stop,
+                archive=ArchiveGuard(record.archive_root),
+                allow_hardlinks=self._allow_hardlinks,
                 read_once=await asyncio.to_thread(reads_once, self._read_once, record.source_paths),
-                jobs_added=self._jobs_added,
+                page_files=self._page_files,
             )
-            await run.execute()
+            await run_import(ctx, self._jobs_added)
             await self._finish(record)
             self._jobs_added()
-            status = "completed"
+            status = ImportStatus.COMPLETED
         except Cancelled:
-            status, error = "cancelled", "Import cancelled"
+            status, error = ImportStatus.CANCELLED, "Import cancelled"
             # The journal forgets the copies, they go, and only then is the status final: killed (or
             # a write refused) anywhere in between, the session stays resumable and consistent. A
             # final status first would leave the copies not yet removed without rows for good.
@@ -297,11 +307,11 @@ class ImportOrchestrator:
             self._pool.clear_cancel()
         progress.finish(status)
         progress.close()
-        result = await self._result(sid, status, started, error)
+        outcome = await self._outcome(sid, status, started, error, ctx.state.from_medium if ctx else None)
         log.info("import ended", extra={"action": "import.end", "session": sid, "status": status})
-        self._complete(result)
+        self._events.completed(outcome)
         if not ticket.done.done():
-            ticket.done.set_result(result)
+            ticket.done.set_result(outcome)
 
     async def _finish(self, record: SessionRecord) -> None:
         """Completed: remove what failed validation (and killed copies) left behind, then the
@@ -316,8 +326,8 @@ class ImportOrchestrator:
             await self._journal.write_status(
                 conn,
                 record.session_id,
-                "completed",
-                last_step=5,
+                ImportStatus.COMPLETED,
+                last_step=ImportStep.FINALIZE,
                 can_resume=False,
                 completed_at=now,
                 tally=tally,
@@ -328,7 +338,7 @@ class ImportOrchestrator:
             await self._discard_unfinalized(record, resumable=True)
             tally = await self._journal.tally(record.session_id)
             await self._journal.set_status(
-                record.session_id, "failed", can_resume=True, error=error, tally=tally
+                record.session_id, ImportStatus.FAILED, can_resume=True, error=error, tally=tally
             )
         except sqlite3.OperationalError as exc:
             # The database that failed the import may refuse this too (still full, still locked):
@@ -362,64 +372,31 @@ class ImportOrchestrator:
             raise ArchiveNotConfigured()
         return folder
 
-    async def _result(self, sid: str, status: str, started: str, error: str | None) -> dict[str, Any]:
+    async def _outcome(
+        self, sid: str, status: ImportStatus, started: str, error: str | None, from_medium: bool | None
+    ) -> ImportOutcome:
         record = await self._journal.load_session(sid)
         assert record is not None
         tally = await self._journal.tally(sid)
-        failures = await self._journal.failures(sid, MAX_ERRORS + 1)
-        failed = tally.failed_by_step
         everything = tuple(FileState)
         completed = now_iso()
-        result: dict[str, Any] = {
-            "sessionId": sid,
-            "status": status,
-            "scanResult": {
-                "totalFiles": tally.count(*everything) - failed.get(Step.SCAN, 0),
-                "totalBytes": tally.size(*everything),
-                "skipped": record.skipped,
-            },
-            "hashResult": {
-                "totalDuplicates": tally.count(FileState.DUPLICATE, sidecars=False),
-                "totalErrors": failed.get(Step.HASH, 0),
-            },
-            "copyResult": {
-                "totalBytes": tally.size(FileState.COPIED, FileState.VALIDATED, FileState.FINALIZED),
-                "totalErrors": failed.get(Step.COPY, 0),
-                "strategy": max(tally.strategies, key=tally.strategies.__getitem__, default="copy"),
-            },
-            "validationResult": {"totalInvalid": failed.get(Step.VALIDATE, 0)},
-            "finalizationResult": {
-                "totalFinalized": tally.count(FileState.FINALIZED, sidecars=False),
-                "totalErrors": failed.get(Step.FINALIZE, 0),
-                "jobsQueued": record.jobs_queued,
-            },
-            "errors": failures[:MAX_ERRORS],
-            "startedAt": started,
-            "completedAt": completed,
-            "totalDurationMs": _ms_between(started, completed),
-        }
-        if len(failures) > MAX_ERRORS:
-            result["errorsTruncated"] = True
-        if error is not None:
-            result["error"] = error
-        return result
-
-    def _complete(self, result: dict[str, Any]) -> None:
-        self._sink.emit(
-            "import:v2:complete",
-            {
-                "sessionId": result["sessionId"],
-                "status": result["status"],
-                "totalImported": result["finalizationResult"]["totalFinalized"],
-                "totalDuplicates": result["hashResult"]["totalDuplicates"],
-                "totalErrors": sum(
-                    result[key]["totalErrors"] for key in ("hashResult", "copyResult", "finalizationResult")
-                )
-                + result["validationResult"]["totalInvalid"]
-                + sum(1 for e in result["errors"] if e["step"] == "scan"),
-                "totalDurationMs": result["totalDurationMs"],
-                "jobsQueued": result["finalizationResult"]["jobsQueued"],
-            },
+        return ImportOutcome(
+            session_id=sid,
+            status=status,
+            total_files=tally.count(*everything) - tally.failed_by_step.get(ImportStep.SCAN, 0),
+            total_bytes=tally.size(*everything),
+            skipped=record.skipped,
+            duplicates=tally.count(FileState.DUPLICATE, sidecars=False),
+            errors_by_step=dict(tally.failed_by_step),
+            copied_bytes=tally.size(FileState.COPIED, FileState.VALIDATED, FileState.FINALIZED),
+            strategy=max(tally.strategies, key=tally.strategies.__getitem__, default=None),
+            finalized=tally.count(FileState.FINALIZED, sidecars=False),
+            jobs_queued=record.jobs_queued,
+            from_medium=from_medium,
+            problems=tuple(await self._journal.failures(sid, MAX_LISTED)),
+            started_at=started,
+            completed_at=completed,
+            error=error,
         )
 
 
@@ -436,8 +413,3 @@ def _location(row: Location, request: dict[str, Any]) -> Location:
 def _absolute(paths: Sequence[str]) -> list[str]:
     # The app sends absolute paths; a relative one would depend on where the sidecar was started.
     return [os.path.abspath(p) for p in paths]
-
-
-def _ms_between(start: str, end: str) -> int:
-    elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)  # 3.11 parses the trailing Z
-    return max(0, int(elapsed.total_seconds() * 1000))

@@ -5,26 +5,25 @@ every step change and at the end).
 
 import asyncio
 import time
-from typing import Any
 
-from sidecar.pipeline.events import EventSink
+from sidecar.pipeline.events import ImportEvents
+from sidecar.pipeline.outcome import ProgressSnapshot
+from sidecar.pipeline.status import ImportStatus, ImportStep
 
-# Percent range of each step (SPEC §3.3): scan 0-5, hash 5-40, copy 40-80, validate 80-95, finalize 95-100.
-STEP_RANGES = {1: (0.0, 5.0), 2: (5.0, 40.0), 3: (40.0, 80.0), 4: (80.0, 95.0), 5: (95.0, 100.0)}
-STEP_STATUS = {1: "scanning", 2: "hashing", 3: "copying", 4: "validating", 5: "finalizing"}
 MIN_INTERVAL_S = 0.1
 # Before this much work has been measured an estimate would be noise; 0 means "unknown".
 _ETA_MIN_ELAPSED_S = 0.5
 
 
 class ImportProgress:
-    def __init__(self, session_id: str, sink: EventSink, status: str = "pending") -> None:
-        self._sink = sink
-        self._key = ("import:v2:progress", session_id)
+    def __init__(
+        self, session_id: str, events: ImportEvents, status: ImportStatus = ImportStatus.PENDING
+    ) -> None:
+        self._events = events
         self.session_id = session_id
         self.status = status
-        self.step = 0
-        self.current_file: str | None = None
+        self.step: ImportStep | None = None
+        self.current_file = ""
         self.files_total = 0
         self.bytes_total = 0
         self.files_processed = 0
@@ -41,17 +40,17 @@ class ImportProgress:
 
     # -- changes ---------------------------------------------------------------------------
 
-    def begin_step(self, step: int, *, work: int, files_processed: int, bytes_processed: int) -> None:
+    def begin_step(self, step: ImportStep, *, work: int, files_processed: int, bytes_processed: int) -> None:
         """Enter `step` with `work` units (bytes, or files for scan/finalize) still to do."""
         self.step = step
-        self.status = STEP_STATUS[step]
+        self.status = step.status
         self._step_work = max(work, 0)
         self._step_done = 0
         self.files_processed = files_processed
         self.bytes_processed = bytes_processed
-        self.current_file = None
-        self._raise_percent(STEP_RANGES[step][0])
-        if step == 2 and self._eta_origin is None:
+        self.current_file = ""
+        self._raise_percent(step.percent_range[0])
+        if step is ImportStep.HASH and self._eta_origin is None:
             self._eta_origin = (time.monotonic(), self.percent)
         self.publish(force=True)
 
@@ -63,9 +62,10 @@ class ImportProgress:
         self.bytes_processed += size
         if current_file is not None:
             self.current_file = current_file
-        low, high = STEP_RANGES[self.step]
-        fraction = min(self._step_done / self._step_work, 1.0) if self._step_work else 0.0
-        self._raise_percent(low + (high - low) * fraction)
+        if self.step is not None:
+            low, high = self.step.percent_range
+            fraction = min(self._step_done / self._step_work, 1.0) if self._step_work else 0.0
+            self._raise_percent(low + (high - low) * fraction)
         self.publish()
 
     def count(self, *, duplicates: int = 0, errors: int = 0) -> None:
@@ -78,31 +78,30 @@ class ImportProgress:
         self.bytes_total = size
         self.publish()
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: ImportStatus) -> None:
         self.status = status
-        if status == "completed":
+        if status is ImportStatus.COMPLETED:
             self._raise_percent(100.0)
-        self.current_file = None
+        self.current_file = ""
         self.publish(force=True)
 
     # -- output ----------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "sessionId": self.session_id,
-            "status": self.status,
-            "step": self.step,
-            "totalSteps": 5,
-            "percent": round(self.percent, 2),
-            "currentFile": self.current_file,
-            "filesProcessed": self.files_processed,
-            "filesTotal": self.files_total,
-            "bytesProcessed": self.bytes_processed,
-            "bytesTotal": self.bytes_total,
-            "duplicatesFound": self.duplicates,
-            "errorsFound": self.errors,
-            "estimatedRemainingMs": self._eta_ms(),
-        }
+    def snapshot(self) -> ProgressSnapshot:
+        return ProgressSnapshot(
+            session_id=self.session_id,
+            status=self.status,
+            step=int(self.step or 0),
+            percent=round(self.percent, 2),
+            current_file=self.current_file,
+            files_processed=self.files_processed,
+            files_total=self.files_total,
+            bytes_processed=self.bytes_processed,
+            bytes_total=self.bytes_total,
+            duplicates=self.duplicates,
+            errors=self.errors,
+            estimated_remaining_ms=self._eta_ms(),
+        )
 
     def publish(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -111,7 +110,7 @@ class ImportProgress:
                 self._deferred.cancel()
                 self._deferred = None
             self._last_sent = now
-            self._sink.emit("import:v2:progress", self.snapshot(), latest_key=self._key)
+            self._events.progress(self.snapshot())
         elif self._deferred is None:
             # Coalesced: the latest state goes out when the interval has passed.
             delay = MIN_INTERVAL_S - (now - self._last_sent)
@@ -130,7 +129,7 @@ class ImportProgress:
         self.percent = min(max(self.percent, value), 100.0)
 
     def _eta_ms(self) -> int:
-        if self._eta_origin is None or self.status not in STEP_STATUS.values():
+        if self._eta_origin is None or self.step is None or self.status is not self.step.status:
             return 0
         started, origin = self._eta_origin
         elapsed = time.monotonic() - started

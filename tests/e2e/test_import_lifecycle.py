@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.pipeline.run import PAGE_FILES
+from sidecar.pipeline.context import PAGE_FILES
 from tests.conftest import SidecarPaths, Spawn
 from tests.e2e.archive_checks import add_location, assert_archive_invariant, org_files, rows, stat_key, write
 from tests.sidecar_client import RpcError, SidecarProcess

@@ -12,12 +12,17 @@ import pytest
 from sidecar.db.connection import Database
 from sidecar.pipeline import orchestrator as orchestrator_module
 from sidecar.pipeline.bytepool import BytePool
-from sidecar.pipeline.orchestrator import ImportOrchestrator
+from sidecar.pipeline.orchestrator import ImportOrchestrator, ImportRequest
+from sidecar.pipeline.outcome import ImportOutcome, ProgressSnapshot
+from sidecar.pipeline.status import ImportStatus
 from tests.e2e.archive_checks import add_location, rows, write
 
 
 class Events:
-    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
+    def progress(self, snapshot: ProgressSnapshot) -> None:
+        pass
+
+    def completed(self, outcome: ImportOutcome) -> None:
         pass
 
 
@@ -45,13 +50,13 @@ async def test_an_import_is_marked_completed_only_once_its_leftovers_are_removed
     runner = asyncio.create_task(imports.run(), name="imports")
     try:
         await pool.start()
-        [params] = location.start_params(write(tmp_path / "src" / "a.jpg", 100))
-        result = await imports.start(params)
+        source = write(tmp_path / "src" / "a.jpg", 100)
+        outcome = await imports.start(ImportRequest((str(source),), location.locid))
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         await pool.close()
         await db.close()
-    assert result["status"] == "completed"
+    assert outcome.status is ImportStatus.COMPLETED
     assert status_at_cleanup == ["finalizing"]

@@ -1,0 +1,95 @@
+"""Step 2: the BLAKE3 hash of every scanned file, and which files are duplicates.
+
+A duplicate's hash is already in its media type's table (any location, as in the app) or belongs
+to an earlier file of this import; sidecars are never duplicates on their own (they follow their
+parent). For network sources the one read also stages the copy (see `RunContext.read_once`).
+"""
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sidecar.pipeline.context import RunContext
+from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
+from sidecar.pipeline.leftovers import remove_files
+from sidecar.pipeline.media import MediaType
+from sidecar.pipeline.pages import PageStep, run_pages
+from sidecar.pipeline.status import ImportStep
+from sidecar.pipeline.steps.common import byte_work, count, enter, failed
+from sidecar.workers.bytework import HashOutcome, StageOutcome, StageRequest, hash_files, stage_files
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    hash: str | None
+    error: str | None
+    error_kind: str | None  # "disk_full" and "cancelled" leave the file as it was
+
+
+async def run(ctx: RunContext) -> None:
+    await enter(ctx, ImportStep.HASH, FileState.SCANNED)
+    step = PageStep(ImportStep.HASH, partial(_read, ctx), partial(_record, ctx), partial(_recorded, ctx))
+    for sidecars in (False, True):
+        pages = ctx.pages(FileState.SCANNED, sidecars=sidecars)
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.read_once)
+
+
+async def _read(ctx: RunContext, page: list[JournalFile]) -> list[Read]:
+    """A plain hash per file or, for network sources, the single read that also stages the copy."""
+    if not ctx.read_once:
+        hashes = await byte_work(ctx, hash_files, page, [f.path for f in page], _hash_failure)
+        return [Read(o.hash, o.error, None) for o in hashes]
+    requests = [StageRequest(f.path, ctx.staged(f)) for f in page]
+    staged = await byte_work(ctx, stage_files, page, requests, _stage_failure, max_in_flight=1)
+    return [Read(o.hash, o.error, o.error_kind) for o in staged]
+
+
+async def _record(ctx: RunContext, conn: Any, page: list[JournalFile], reads: list[Read]) -> list[FileUpdate]:
+    updates: list[FileUpdate] = []
+    hashed: list[tuple[JournalFile, str]] = []
+    for file, read in zip(page, reads, strict=True):
+        if read.error_kind == "disk_full":
+            ctx.state.must_stop(read.error)  # the file stays scanned: a resume reads it again
+        elif read.hash is not None:
+            hashed.append((file, read.hash))
+        elif read.error_kind != "cancelled":
+            updates.append(failed(file, ImportStep.HASH, read.error or "Hashing failed"))
+    updates.extend(await _classify(ctx, conn, hashed))
+    await ctx.journal.update_files(ctx.sid, updates, conn)
+    return updates
+
+
+async def _classify(
+    ctx: RunContext, conn: Any, hashed: Sequence[tuple[JournalFile, str]]
+) -> list[FileUpdate]:
+    known: dict[MediaType, set[str]] = {}
+    for media_type in {f.media_type for f, _ in hashed if f.media_type is not MediaType.SIDECAR}:
+        of_type = [(f.file_id, digest) for f, digest in hashed if f.media_type is media_type]
+        known[media_type] = await ctx.journal.known_hashes(conn, ctx.sid, media_type, of_type)
+    updates = []
+    for file, digest in hashed:
+        seen = known.get(file.media_type)
+        if seen is not None and digest in seen:
+            updates.append(FileUpdate(file.file_id, FileState.DUPLICATE, hash=digest))
+        else:
+            if seen is not None:
+                seen.add(digest)  # a later identical file of this page is a duplicate of this one
+            updates.append(FileUpdate(file.file_id, FileState.HASHED, hash=digest))
+    return updates
+
+
+async def _recorded(ctx: RunContext, page: list[JournalFile], updates: list[FileUpdate]) -> None:
+    count(ctx, updates)
+    if ctx.read_once:  # staged copies of files that will not be copied are not needed
+        dropped = {u.file_id for u in updates if u.state is not FileState.HASHED}
+        await asyncio.to_thread(remove_files, [ctx.staged(f) for f in page if f.file_id in dropped])
+
+
+def _hash_failure(_: object, message: str) -> HashOutcome:
+    return HashOutcome(None, None, message)
+
+
+def _stage_failure(_: object, message: str) -> StageOutcome:
+    return StageOutcome(None, None, message, "source")
