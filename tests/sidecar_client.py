@@ -179,6 +179,16 @@ class SidecarProcess:
         assert self.process.stderr is not None
         while line := await self.process.stderr.readline():
             self.stderr_lines.append(line.decode(errors="replace").rstrip("\n"))
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def logged(self, action: str, timeout: float = 30) -> dict[str, Any]:
+        """The first JSON log record on stderr with this `action`, waiting if needed."""
+
+        def found() -> dict[str, Any] | None:
+            return next((r for r in self.stderr_json() if r.get("action") == action), None)
+
+        return await self.wait_for(found, timeout)
 
     def stderr_json(self) -> list[dict[str, Any]]:
         """stderr lines that are the sidecar's JSON log records."""

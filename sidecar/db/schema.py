@@ -660,6 +660,11 @@ _OWN_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX aus_import_files_state ON aus_import_files (session_id, state, file_id)",
         "CREATE INDEX aus_import_files_hash ON aus_import_files (session_id, hash)",
     ),
+    # v3: a parent's sidecars, found when the parent is finalized (they are finalized with it).
+    (
+        "CREATE INDEX aus_import_files_sidecars ON aus_import_files (session_id, parent_id)"
+        " WHERE media_type = 'sidecar'",
+    ),
 )
 OWN_SCHEMA_VERSION: int = len(_OWN_MIGRATIONS)
 

@@ -111,8 +111,10 @@ class Finalizer:
         self, conn: aiosqlite.Connection, session: SessionRecord, files: Sequence[JournalFile], now: str
     ) -> ChunkResult:
         """Commit validated files (at most CHUNK_FILES, in the caller's short transaction). Sidecars
-        get no row (the app has no table for them) but are marked finalized with their parent's
-        import."""
+        get no row (the app has no table for them): a parent's validated sidecars are finalized with
+        it, in this transaction, so no stop can keep a parent and drop its sidecar (a cancel removes
+        what is not finalized, and a later import would take the sidecar of an archived file for a
+        duplicate)."""
         media = [f for f in files if f.media_type is not MediaType.SIDECAR]
         taken = await _already_archived(conn, media)
         new = [f for f in media if f.hash not in taken.get(f.media_type, set())]
@@ -150,6 +152,7 @@ class Finalizer:
             for f in files
         ]
         await self._journal.update_files(session.session_id, updates, conn)
+        await self._journal.finalize_sidecars_of(conn, session.session_id, sorted(new_ids))
         return ChunkResult(len(new) + (len(files) - len(media)), len(media) - len(new), len(jobs))
 
     async def queue_location_jobs(self, conn: aiosqlite.Connection, session: SessionRecord, now: str) -> int:

@@ -389,6 +389,17 @@ class Journal:
         async with self._db.transaction() as own:
             await own.executemany(sql, rows)
 
+    async def finalize_sidecars_of(self, conn: Any, session_id: str, parent_ids: Sequence[int]) -> None:
+        """In the caller's transaction: the validated sidecars of these parents are finalized. Named
+        index: without statistics SQLite would walk every file of the session for each chunk."""
+        for chunk in chunked(parent_ids, MAX_VARIABLES):
+            await conn.execute(
+                "UPDATE aus_import_files INDEXED BY aus_import_files_sidecars SET state = 'finalized'"
+                " WHERE session_id = ? AND state = 'validated'"
+                f" AND media_type = 'sidecar' AND parent_id IN ({', '.join('?' * len(chunk))})",
+                (session_id, *chunk),
+            )
+
     async def tally(self, session_id: str) -> Tally:
         rows = await self._db.fetch_all(
             "SELECT state, media_type, error_step, strategy, count(*), sum(size) FROM aus_import_files"

@@ -79,7 +79,11 @@ async def run_pages(
                 await commit_oldest()
         while in_flight:
             await commit_oldest()
-    finally:
+    except asyncio.CancelledError:
+        for _, work in in_flight:  # the run itself is being torn down: nothing waits for its pages
+            work.cancel()
+        raise
+    except Exception:
         # Stopped with pages in flight: the pool's cancel flag ends their work quickly, and what
         # they did is still recorded. The error that stopped the loop is the one that counts.
         while in_flight:
@@ -90,7 +94,4 @@ async def run_pages(
                     "a page in flight at a stop could not be recorded",
                     extra={"action": "import.page_lost", "step": label, "error": str(exc)},
                 )
-            except asyncio.CancelledError:
-                for _, work in in_flight:
-                    work.cancel()
-                raise
+        raise

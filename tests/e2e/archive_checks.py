@@ -37,8 +37,9 @@ def add_location(
     type_: str | None = "Factory",
     state: str | None = "NY",
     user: tuple[str, str] | None = ("user-1", "alice"),
+    locid: str | None = None,
 ) -> LocationFixture:
-    locid = str(uuid.uuid4())
+    locid = locid or str(uuid.uuid4())
     loc12 = locid.replace("-", "")[:12]
     with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
         db.execute("PRAGMA foreign_keys = ON")

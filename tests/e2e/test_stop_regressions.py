@@ -34,7 +34,9 @@ async def test_app_quitting_while_hashing_then_resume_archives_every_photo(
     """Reported: the resume said `completed`, 0 imported, 40 duplicates, and nothing was archived."""
     client = await spawn_sidecar(sidecar_paths.args())
     location = add_location(sidecar_paths.db)
-    start = asyncio.create_task(client.request("import:v2:start", location.start_params(photos(tmp_path / "card"))))
+    start = asyncio.create_task(
+        client.request("import:v2:start", location.start_params(photos(tmp_path / "card")))
+    )
     hashing = await client.notification("import:v2:progress", lambda p: p["status"] == "hashing")
     await stop(client, how)
     with pytest.raises(RpcError):
@@ -45,7 +47,9 @@ async def test_app_quitting_while_hashing_then_resume_archives_every_photo(
     assert result["status"] == "completed"
     assert result["hashResult"]["totalDuplicates"] == 0
     assert result["finalizationResult"]["totalFinalized"] == 40
-    complete = await client.notification("import:v2:complete", lambda c: c["sessionId"] == hashing["sessionId"])
+    complete = await client.notification(
+        "import:v2:complete", lambda c: c["sessionId"] == hashing["sessionId"]
+    )
     assert (complete["totalImported"], complete["totalDuplicates"]) == (40, 0)
     assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(40,)]
     assert len(org_files(sidecar_paths.archive)) == 40
@@ -57,7 +61,9 @@ async def test_cancel_while_hashing_counts_no_photo_as_a_duplicate(
 ) -> None:
     """Reported: the cancelled result said all 40 photos were duplicates."""
     location = add_location(sidecar_paths.db)
-    start = asyncio.create_task(sidecar.request("import:v2:start", location.start_params(photos(tmp_path / "card"))))
+    start = asyncio.create_task(
+        sidecar.request("import:v2:start", location.start_params(photos(tmp_path / "card")))
+    )
     hashing = await sidecar.notification("import:v2:progress", lambda p: p["status"] == "hashing")
     assert await sidecar.request("import:v2:cancel", [hashing["sessionId"]]) == {"cancelled": True}
     result = await start
@@ -110,7 +116,7 @@ async def test_kills_while_copying_never_copy_an_archived_file_again(
         running = asyncio.create_task(call)
         before = len(org_files(sidecar_paths.archive))
 
-        def copied_more(_: Any) -> bool:
+        def copied_more(_: Any, before: int = before) -> bool:
             return len(org_files(sidecar_paths.archive)) >= before + 2
 
         copying = await client.notification(
