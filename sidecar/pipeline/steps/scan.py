@@ -32,6 +32,7 @@ async def run(ctx: RunContext) -> None:
             if folder and _folder_of(item) != _folder_of(folder[-1]):
                 next_id = await _record_folder(ctx, folder, next_id)
                 folder = []
+                ctx.stop.check()  # between folders, like the other steps between pages
             folder.append(item)
         ctx.stop.check()
     await _record_folder(ctx, folder, next_id)

@@ -1,0 +1,69 @@
+"""Step 3 in process: copies at their place in the layout, sidecars beside their parent, its stops
+at every page commit, and a resume that keeps what a stopped run had copied."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sidecar.pipeline import failpoints
+from sidecar.pipeline.steps import copy, scan
+from sidecar.pipeline.steps import hash as hashing
+from sidecar.pipeline.stop import Interrupted, StopSignal
+from tests.e2e.archive_checks import hash16
+from tests.pipeline.steps.conftest import NewHarness
+from tests.support.imports import stop_at_every_commit
+
+
+async def test_new_files_are_copied_by_content_and_a_sidecar_lands_beside_its_parent(
+    new_harness: NewHarness,
+) -> None:
+    harness = await new_harness()
+    await harness.run([scan.run, hashing.run, copy.run])
+    files = await harness.files()
+    copied = {name for name, (state, _, _) in files.items() if state == "copied"}
+    assert copied == {f"IMG_{i:04d}.JPG" for i in range(10) if i != 1} | {"COPY_0001.JPG", "IMG_0003.xmp"}
+    [folder] = harness.archive.glob("locations/NY-factory/old-factory-*/org-img-*")
+    archived = sorted(p.name for p in folder.iterdir())
+    photo = files["IMG_0003.JPG"][1]
+    assert f"{photo}.xmp" in archived  # <parent hash><sidecar ext>
+    assert len(archived) == 11
+    for path in folder.iterdir():
+        if path.suffix == ".jpg":
+            assert hash16(path) == path.stem
+
+
+@pytest.mark.parametrize("when", ["before", "inside", "after"])
+async def test_stopped_at_any_page_commit_then_resumed_it_copies_as_an_uninterrupted_run(
+    new_harness: NewHarness, when: str
+) -> None:
+    stops = await stop_at_every_commit(new_harness, [scan.run, hashing.run], copy.run, f"copy.commit.{when}")
+    assert stops >= 3
+
+
+async def test_a_resume_keeps_every_copy_a_stopped_run_made_even_those_its_journal_never_heard_of(
+    new_harness: NewHarness,
+) -> None:
+    """Stopped inside its first commit, the run's first two pages are copied but only the first is
+    recorded (the second was in flight): the resume reads those copies once and writes none again."""
+    harness = await new_harness()
+    await harness.run([scan.run, hashing.run])
+
+    async def interrupt(signal: StopSignal) -> None:
+        signal.interrupt()
+
+    failpoints.arm("copy.commit.inside", 1, interrupt)
+    with pytest.raises(Interrupted):
+        await harness.run([copy.run])
+    failpoints.disarm()
+    before = {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in _archived(harness.archive)}
+    assert len(before) >= 4
+    await harness.run([copy.run])
+    after = {
+        p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in _archived(harness.archive) if p in before
+    }
+    assert after == before
+
+
+def _archived(archive: Path) -> list[Path]:
+    return [p for p in archive.rglob("*") if p.is_file() and not p.name.startswith(".")]

@@ -1,0 +1,1 @@
+"""Helpers shared by the test packages (import from here, never from another test module)."""
