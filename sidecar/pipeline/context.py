@@ -14,10 +14,11 @@ from typing import Protocol, TypeVar
 from sidecar.db.connection import Database
 from sidecar.db.locations import Location
 from sidecar.pipeline.finalizer import Finalizer
-from sidecar.pipeline.journal import FileState, Journal, JournalFile, SessionRecord
+from sidecar.pipeline.journal import FileState, Journal, JournalFile
 from sidecar.pipeline.layout import location_folder, media_folder
 from sidecar.pipeline.media import MediaType
 from sidecar.pipeline.progress import ImportProgress
+from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.stop import ImportFailed, StopSignal
 
 # A page ends within about half a second of work, so a stop is noticed quickly.
@@ -96,6 +97,7 @@ class RunState:
 @dataclass(frozen=True, slots=True)
 class RunContext:
     db: Database
+    sessions: Sessions
     journal: Journal
     finalizer: Finalizer
     pool: ByteWork

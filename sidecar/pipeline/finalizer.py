@@ -16,8 +16,9 @@ import aiosqlite
 from sidecar.db.connection import insert_many
 from sidecar.db.schema import imported_columns
 from sidecar.jobs.store import NewJob, Priority, Queue, insert_jobs
-from sidecar.pipeline.journal import FileState, FileUpdate, Journal, JournalFile, SessionRecord, media_table
+from sidecar.pipeline.journal import FileState, FileUpdate, Journal, JournalFile, media_table
 from sidecar.pipeline.media import MediaType
+from sidecar.pipeline.sessions import SessionRecord
 
 # Files per transaction: tens of milliseconds of SQLite work (measured), far under the app's 5 s
 # patience; fewer, larger transactions finalize many small files faster (bench/import_bench.py).

@@ -7,8 +7,6 @@ shutdown stays resumable and its caller is told so.
 
 import asyncio
 import os
-import shutil
-import sqlite3
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,17 +27,18 @@ from sidecar.errors import (
     ShuttingDown,
 )
 from sidecar.log import get_logger
-from sidecar.pipeline.context import PAGE_FILES, ArchiveGuard, ByteWork, RunContext, staging_folder
+from sidecar.pipeline.context import PAGE_FILES, ArchiveGuard, ByteWork, RunContext
+from sidecar.pipeline.ending import Ending
 from sidecar.pipeline.events import ImportEvents
 from sidecar.pipeline.finalizer import Finalizer
-from sidecar.pipeline.journal import FileState, Journal, SessionRecord
+from sidecar.pipeline.journal import Journal
 from sidecar.pipeline.layout import UnsafeLocation, location_folder
-from sidecar.pipeline.leftovers import remove_files, sweep_temp_files
-from sidecar.pipeline.outcome import MAX_LISTED, ImportOutcome, QueueView, ResumableSession
+from sidecar.pipeline.outcome import ImportOutcome, QueueView, ResumableSession
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.run import run_import
+from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.sources import ReadOnce, reads_once
-from sidecar.pipeline.status import ImportStatus, ImportStep
+from sidecar.pipeline.status import ImportStatus
 from sidecar.pipeline.stop import Cancelled, ImportFailed, Interrupted, StopSignal
 from sidecar.timestamps import now_iso
 
@@ -92,7 +91,9 @@ class ImportOrchestrator:
         self._jobs_added = jobs_added  # wakes the job scheduler: new work starts at once
         self._page_files = page_files
         self._journal = Journal(db)
+        self._sessions = Sessions(db)
         self._finalizer = Finalizer(self._journal)
+        self._ending = Ending(db, self._sessions, self._journal, self._finalizer)
         self._queue: deque[_Ticket] = deque()
         self._wakeup = asyncio.Event()
         self._current: _Ticket | None = None
@@ -133,12 +134,12 @@ class ImportOrchestrator:
             skipped=0,
             jobs_queued=0,
         )
-        await self._journal.create_session(record)
+        await self._sessions.create(record)
         log.info("import queued", extra={"action": "import.queued", "session": record.session_id})
         return await self._enqueue(record.session_id)
 
     async def resume(self, session_id: str) -> ImportOutcome:
-        record = await self._journal.load_session(session_id)
+        record = await self._sessions.load(session_id)
         if record is None:
             raise SessionNotFound(sessionId=session_id)
         if not record.can_resume or record.status.final:
@@ -159,14 +160,16 @@ class ImportOrchestrator:
             return False
         self._queue.remove(queued)
         started = now_iso()
-        await self._journal.set_status(
+        await self._sessions.set_status(
             session_id,
             ImportStatus.CANCELLED,
             can_resume=False,
             error="Import cancelled",
             completed_at=started,
         )
-        outcome = await self._outcome(session_id, ImportStatus.CANCELLED, started, "Import cancelled", None)
+        outcome = await self._ending.outcome(
+            session_id, ImportStatus.CANCELLED, started, "Import cancelled", None
+        )
         self._events.completed(outcome)
         queued.done.set_result(outcome)
         return True
@@ -182,7 +185,7 @@ class ImportOrchestrator:
         active = {t.session_id for t in self._queue} | (
             {self._current.session_id} if self._current else set()
         )
-        return [s for s in await self._journal.resumable() if s.session_id not in active]
+        return [s for s in await self._sessions.resumable() if s.session_id not in active]
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -242,7 +245,7 @@ class ImportOrchestrator:
     async def _execute(self, ticket: _Ticket) -> None:
         sid = ticket.session_id
         started = now_iso()
-        record = await self._journal.load_session(sid)
+        record = await self._sessions.load(sid)
         assert record is not None
         progress = ImportProgress(sid, self._events, record.status)
         ticket.progress = progress
@@ -255,6 +258,7 @@ class ImportOrchestrator:
                 raise ImportFailed("Location not found")
             ctx = RunContext(
                 db=self._db,
+                sessions=self._sessions,
                 journal=self._journal,
                 finalizer=self._finalizer,
                 pool=self._pool,
@@ -268,16 +272,12 @@ class ImportOrchestrator:
                 page_files=self._page_files,
             )
             await run_import(ctx, self._jobs_added)
-            await self._finish(record)
+            await self._ending.complete(record)
             self._jobs_added()
             status = ImportStatus.COMPLETED
         except Cancelled:
             status, error = ImportStatus.CANCELLED, "Import cancelled"
-            # The journal forgets the copies, they go, and only then is the status final: killed (or
-            # a write refused) anywhere in between, the session stays resumable and consistent. A
-            # final status first would leave the copies not yet removed without rows for good.
-            await self._discard_unfinalized(record, resumable=True)
-            await self._journal.set_status(sid, status, can_resume=False, error=error, completed_at=now_iso())
+            await self._ending.cancel(record, error)
         except Interrupted:
             progress.close()
             log.info("import interrupted", extra={"action": "import.interrupted", "session": sid})
@@ -287,7 +287,7 @@ class ImportOrchestrator:
             return
         except ImportFailed as exc:
             error = str(exc)
-            await self._fail(record, error)
+            await self._ending.fail(record, error)
         except Exception as exc:
             refusal = database_refusal(exc, self._db.path)
             if refusal is not None:
@@ -302,67 +302,18 @@ class ImportOrchestrator:
                     "import failed", extra={"action": "import.error", "session": sid, "incident": incident}
                 )
                 error = f"Internal error (incident {incident})"
-            await self._fail(record, error)
+            await self._ending.fail(record, error)
         finally:
             self._pool.clear_cancel()
         progress.finish(status)
         progress.close()
-        outcome = await self._outcome(sid, status, started, error, ctx.state.from_medium if ctx else None)
+        outcome = await self._ending.outcome(
+            sid, status, started, error, ctx.state.from_medium if ctx else None
+        )
         log.info("import ended", extra={"action": "import.end", "session": sid, "status": status})
         self._events.completed(outcome)
         if not ticket.done.done():
             ticket.done.set_result(outcome)
-
-    async def _finish(self, record: SessionRecord) -> None:
-        """Completed: remove what failed validation (and killed copies) left behind, then the
-        per-location jobs and the final status in one transaction. In this order, as a completed
-        session is never looked at again: killed in between, its resume has only to finish."""
-        await self._discard_unfinalized(record, resumable=False)
-        tally = await self._journal.tally(record.session_id)
-        now = now_iso()
-        async with self._db.transaction() as conn:
-            if tally.count(FileState.FINALIZED, sidecars=False):
-                await self._finalizer.queue_location_jobs(conn, record, now)
-            await self._journal.write_status(
-                conn,
-                record.session_id,
-                ImportStatus.COMPLETED,
-                last_step=ImportStep.FINALIZE,
-                can_resume=False,
-                completed_at=now,
-                tally=tally,
-            )
-
-    async def _fail(self, record: SessionRecord, error: str) -> None:
-        try:
-            await self._discard_unfinalized(record, resumable=True)
-            tally = await self._journal.tally(record.session_id)
-            await self._journal.set_status(
-                record.session_id, ImportStatus.FAILED, can_resume=True, error=error, tally=tally
-            )
-        except sqlite3.OperationalError as exc:
-            # The database that failed the import may refuse this too (still full, still locked):
-            # the session then keeps its last step, resumable as after a crash, and the caller
-            # still gets the failure.
-            log.warning(
-                "could not record the failure",
-                extra={"action": "import.fail_unrecorded", "session": record.session_id, "error": str(exc)},
-            )
-
-    async def _discard_unfinalized(self, record: SessionRecord, resumable: bool) -> None:
-        """Keep the archive invariant: every file under org-* has its row. Copies this session made
-        that were never committed are removed (unless some row uses that very file)."""
-        sid = record.session_id
-        targets = await self._journal.unfinalized_targets(sid)
-        in_use = await self._journal.referenced(targets)
-        folders = await self._journal.target_folders(sid)
-        if resumable:
-            # The journal first: a resume must never take a removed copy for a validated one (it
-            # would write rows for files that are gone). If this write fails, the copies stay.
-            await self._journal.uncopy(sid)
-        await asyncio.to_thread(remove_files, [t for t in targets if t not in in_use])
-        await asyncio.to_thread(sweep_temp_files, folders)
-        await asyncio.to_thread(shutil.rmtree, staging_folder(record), True)
 
     async def _archive_root(self) -> str:
         if self._archive_override is not None:
@@ -371,33 +322,6 @@ class ImportOrchestrator:
         if folder is None:
             raise ArchiveNotConfigured()
         return folder
-
-    async def _outcome(
-        self, sid: str, status: ImportStatus, started: str, error: str | None, from_medium: bool | None
-    ) -> ImportOutcome:
-        record = await self._journal.load_session(sid)
-        assert record is not None
-        tally = await self._journal.tally(sid)
-        everything = tuple(FileState)
-        completed = now_iso()
-        return ImportOutcome(
-            session_id=sid,
-            status=status,
-            total_files=tally.count(*everything) - tally.failed_by_step.get(ImportStep.SCAN, 0),
-            total_bytes=tally.size(*everything),
-            skipped=record.skipped,
-            duplicates=tally.count(FileState.DUPLICATE, sidecars=False),
-            errors_by_step=dict(tally.failed_by_step),
-            copied_bytes=tally.size(FileState.COPIED, FileState.VALIDATED, FileState.FINALIZED),
-            strategy=max(tally.strategies, key=tally.strategies.__getitem__, default=None),
-            finalized=tally.count(FileState.FINALIZED, sidecars=False),
-            jobs_queued=record.jobs_queued,
-            from_medium=from_medium,
-            problems=tuple(await self._journal.failures(sid, MAX_LISTED)),
-            started_at=started,
-            completed_at=completed,
-            error=error,
-        )
 
 
 def _location(row: Location, request: dict[str, Any]) -> Location:

@@ -16,9 +16,10 @@ from sidecar.db.locations import find_location
 from sidecar.pipeline import failpoints
 from sidecar.pipeline.context import ArchiveGuard, RunContext
 from sidecar.pipeline.finalizer import Finalizer
-from sidecar.pipeline.journal import FileState, Journal, SessionRecord
+from sidecar.pipeline.journal import FileState, Journal
 from sidecar.pipeline.outcome import ImportOutcome, ProgressSnapshot
 from sidecar.pipeline.progress import ImportProgress
+from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.status import ImportStatus
 from sidecar.pipeline.stop import Interrupted, StopSignal
 from sidecar.timestamps import now_iso
@@ -104,7 +105,7 @@ class Harness:
 
     async def context(self, *, page_files: int = 4, read_once: bool = False) -> RunContext:
         """A fresh run of the session (as a resume is), reading the session as it is now."""
-        session = await self.journal.load_session(self.session.session_id)
+        session = await Sessions(self.db).load(self.session.session_id)
         assert session is not None
         location = await find_location(self.db, session.locid)
         assert location is not None
@@ -112,6 +113,7 @@ class Harness:
         await asyncio.to_thread(guard.check_usable)
         return RunContext(
             db=self.db,
+            sessions=Sessions(self.db),
             journal=self.journal,
             finalizer=Finalizer(self.journal),
             pool=self.pool,
@@ -189,7 +191,7 @@ async def open_harness(tmp_path: Path, sources: Sequence[Path]) -> Harness:
         skipped=0,
         jobs_queued=0,
     )
-    await Journal(db).create_session(session)
+    await Sessions(db).create(session)
     return Harness(db, archive, session)
 
 

@@ -24,7 +24,7 @@ async def enter(ctx: RunContext, step: ImportStep, work_state: FileState, *, by_
     total_bytes = tally.size(*FileState)
     left_files = tally.count(work_state)
     left_bytes = tally.size(work_state)
-    await ctx.journal.set_status(ctx.sid, step.status, last_step=step, tally=tally)
+    await ctx.sessions.set_status(ctx.sid, step.status, last_step=step, tally=tally)
     progress = ctx.progress
     progress.set_totals(total_files, total_bytes)
     progress.duplicates = tally.count(FileState.DUPLICATE, sidecars=False)

@@ -22,7 +22,7 @@ SCAN_CHUNK = 512
 async def run(ctx: RunContext) -> None:
     await ctx.journal.restart_scan(ctx.sid)
     paths = ctx.session.source_paths
-    await ctx.journal.set_status(ctx.sid, ImportStep.SCAN.status, last_step=ImportStep.SCAN)
+    await ctx.sessions.set_status(ctx.sid, ImportStep.SCAN.status, last_step=ImportStep.SCAN)
     ctx.progress.begin_step(ImportStep.SCAN, work=len(paths), files_processed=0, bytes_processed=0)
     items = scan(paths, ctx.session.archive_root, lambda: ctx.stop.is_set)
     folder: list[ScanItem] = []

@@ -2,6 +2,7 @@
 
 import pytest
 
+from sidecar.pipeline.sessions import Sessions
 from sidecar.pipeline.steps import scan
 from sidecar.pipeline.stop import Interrupted
 from tests.pipeline.steps.conftest import NewHarness
@@ -16,7 +17,7 @@ async def test_a_scan_journals_each_file_once_with_its_sidecar_parent(new_harnes
         [f"IMG_{i:04d}.JPG" for i in range(10)] + ["COPY_0001.JPG", "COPY_0002.JPG", "IMG_0003.xmp"]
     )
     assert {state for state, _, _ in files.values()} == {"scanned"}
-    session = await harness.journal.load_session(harness.session.session_id)
+    session = await Sessions(harness.db).load(harness.session.session_id)
     assert session is not None and session.skipped == 1  # notes.xyz
     [(parent,)] = await harness.db.fetch_all(
         "SELECT p.source FROM aus_import_files f JOIN aus_import_files p"
