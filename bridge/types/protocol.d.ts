@@ -45,8 +45,8 @@ export interface ImportV2Progress {
   totalSteps: 5;
   /** Weighted: scan 0–5, hash 5–40, copy 40–80, validate 80–95, finalize 95–100; never goes backwards. */
   percent: number;
-  /** The file or phase being worked on. */
-  currentFile: string | null;
+  /** The name of the file being worked on; "" when none (as the app's type says: always a string). */
+  currentFile: string;
   filesProcessed: Count;
   filesTotal: Count;
   bytesProcessed: Count;

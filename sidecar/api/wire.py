@@ -69,7 +69,7 @@ class ImportV2Progress(TypedDict):
     step: Step
     totalSteps: Literal[5]
     percent: float
-    currentFile: str | None
+    currentFile: str
     filesProcessed: Count
     filesTotal: Count
     bytesProcessed: Count

@@ -118,21 +118,12 @@ class ImportOrchestrator:
         except UnsafeLocation as exc:
             raise InvalidParams([{"path": "/0", "message": str(exc)}]) from None
         user = await settings.current_user(self._db)
-        record = SessionRecord(
-            session_id=str(uuid.uuid4()),
-            locid=row.locid,
-            status=ImportStatus.PENDING,
-            last_step=0,
-            can_resume=True,
-            started_at=now_iso(),
-            source_paths=_absolute(request.paths),
-            request=values,
-            archive_root=archive_root,
-            import_id=str(uuid.uuid4()),
-            user_id=user.user_id if user else None,
-            username=user.username if user else None,
-            skipped=0,
-            jobs_queued=0,
+        record = SessionRecord.pending(
+            row.locid,
+            _absolute(request.paths),
+            values,
+            archive_root,
+            (user.user_id, user.username) if user else None,
         )
         await self._sessions.create(record)
         log.info("import queued", extra={"action": "import.queued", "session": record.session_id})

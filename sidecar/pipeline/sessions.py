@@ -1,6 +1,7 @@
 """All SQL of an import's session: the app's `import_sessions` row and our `aus_import_sessions`
 row beside it (what the app's row cannot hold: the location values, archive root and user)."""
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from sidecar.db.connection import Database
 from sidecar.pipeline.journal import FileState, Tally
 from sidecar.pipeline.outcome import ResumableSession
 from sidecar.pipeline.status import ImportStatus
+from sidecar.timestamps import now_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,33 @@ class SessionRecord:
     username: str | None
     skipped: int
     jobs_queued: int
+
+    @classmethod
+    def pending(
+        cls,
+        locid: str,
+        source_paths: list[str],
+        request: dict[str, Any],
+        archive_root: str,
+        user: tuple[str, str] | None,
+    ) -> "SessionRecord":
+        """A new import, queued: its session and its `imports` row get fresh ids."""
+        return cls(
+            session_id=str(uuid.uuid4()),
+            locid=locid,
+            status=ImportStatus.PENDING,
+            last_step=0,
+            can_resume=True,
+            started_at=now_iso(),
+            source_paths=source_paths,
+            request=request,
+            archive_root=archive_root,
+            import_id=str(uuid.uuid4()),
+            user_id=user[0] if user else None,
+            username=user[1] if user else None,
+            skipped=0,
+            jobs_queued=0,
+        )
 
 
 class Sessions:

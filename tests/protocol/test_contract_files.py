@@ -520,7 +520,7 @@ def test_nullable_object_reports_the_object_branch_not_the_null_branch() -> None
 # --- notifications ----------------------------------------------------------------------------
 
 VALID_NOTIFICATIONS: dict[str, list[Any]] = {
-    "import:v2:progress": [PROGRESS, {**PROGRESS, "status": "scanning", "step": 1, "currentFile": None}],
+    "import:v2:progress": [PROGRESS, {**PROGRESS, "status": "scanning", "step": 1, "currentFile": ""}],
     "import:v2:complete": [
         {
             "sessionId": SESSION,
@@ -564,6 +564,7 @@ DRIFTED_NOTIFICATIONS: list[tuple[str, Any, list[str]]] = [
     ("import:v2:progress", {**PROGRESS, "totalSteps": 6}, ["/totalSteps"]),
     ("import:v2:progress", without(PROGRESS, "estimatedRemainingMs"), [""]),
     ("import:v2:progress", {**PROGRESS, "filesProcessed": 1.5}, ["/filesProcessed"]),
+    ("import:v2:progress", {**PROGRESS, "currentFile": None}, ["/currentFile"]),  # always a string
     (
         "import:v2:complete",
         {**VALID_NOTIFICATIONS["import:v2:complete"][0], "totalImported": -1},

@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import itertools
 import threading
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,7 @@ from sidecar.pipeline.journal import FileState, Journal
 from sidecar.pipeline.outcome import ImportOutcome, ProgressSnapshot
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.sessions import SessionRecord, Sessions
-from sidecar.pipeline.status import ImportStatus
 from sidecar.pipeline.stop import Interrupted, StopSignal
-from sidecar.timestamps import now_iso
 from sidecar.workers import bytework
 from tests.e2e.archive_checks import add_location
 
@@ -175,21 +172,8 @@ async def open_harness(tmp_path: Path, sources: Sequence[Path]) -> Harness:
     db_path = tmp_path / "au-archive.db"
     db = await Database.open(db_path)
     location = add_location(db_path, locid=LOCID)  # one id, so runs' archive paths compare
-    session = SessionRecord(
-        session_id=str(uuid.uuid4()),
-        locid=location.locid,
-        status=ImportStatus.PENDING,
-        last_step=0,
-        can_resume=True,
-        started_at=now_iso(),
-        source_paths=[str(p) for p in sources],
-        request=dict(location.params),
-        archive_root=str(archive),
-        import_id=str(uuid.uuid4()),
-        user_id="user-1",
-        username="alice",
-        skipped=0,
-        jobs_queued=0,
+    session = SessionRecord.pending(
+        location.locid, [str(p) for p in sources], dict(location.params), str(archive), ("user-1", "alice")
     )
     await Sessions(db).create(session)
     return Harness(db, archive, session)

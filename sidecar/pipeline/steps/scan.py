@@ -79,7 +79,7 @@ async def _record_folder(ctx: RunContext, items: Sequence[ScanItem], next_id: in
     progress = ctx.progress
     for item in items:
         if isinstance(item, ScannedFile):
-            progress.advance(files=1, size=item.size, current_file=item.path)
+            progress.advance(files=1, size=item.size, current_file=os.path.basename(item.path))
         elif isinstance(item, InputDone):
             progress.advance(work=1)
     progress.count(errors=errors)
