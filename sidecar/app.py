@@ -28,6 +28,7 @@ from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.handlers.location_stats import location_stats
 from sidecar.jobs.handlers.thumbnail import thumbnail_handler
 from sidecar.jobs.handlers.video_proxy import video_proxy
+from sidecar.jobs.planning import ImportJobs
 from sidecar.jobs.scheduler import CONCURRENCY, JobScheduler
 from sidecar.jobs.store import JobStore, Queue
 from sidecar.log import get_logger
@@ -109,6 +110,7 @@ class Sidecar:
                     db,
                     pool,
                     ImportNotifier(server),
+                    ImportJobs(),
                     self._config.archive_override,
                     self._config.allow_hardlinks,
                     ReadOnce(self._config.read_once),

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from sidecar.archive.layout import location_folder, media_folder
+from sidecar.archive.media import MediaType
 from sidecar.db.connection import Database
 from sidecar.db.locations import Location
 from sidecar.pipeline.finalizer import Finalizer
 from sidecar.pipeline.journal import FileState, Journal, JournalFile
-from sidecar.pipeline.layout import location_folder, media_folder
-from sidecar.pipeline.media import MediaType
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.stop import ImportFailed, StopSignal

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from sidecar.archive.media import MediaType
+from sidecar.archive.tables import MEDIA_TABLES, media_table
 from sidecar.db.connection import MAX_VARIABLES, Database, chunked, insert_many
-from sidecar.pipeline.media import MediaType
 from sidecar.pipeline.outcome import FileProblem
 from sidecar.pipeline.status import ImportStep
 
@@ -119,17 +120,6 @@ WHERE f.session_id = ? AND f.state = ? AND f.file_id > ? AND (f.media_type = 'si
 ORDER BY f.file_id
 LIMIT ?
 """
-_MEDIA_TABLES = {
-    MediaType.IMAGE: ("imgs", "imghash"),
-    MediaType.VIDEO: ("vids", "vidhash"),
-    MediaType.DOCUMENT: ("docs", "dochash"),
-    MediaType.MAP: ("maps", "maphash"),
-}
-
-
-def media_table(media_type: MediaType) -> tuple[str, str]:
-    """The app's table and hash column for a media type (sidecars have none)."""
-    return _MEDIA_TABLES[media_type]
 
 
 class Journal:
@@ -305,9 +295,10 @@ class Journal:
         found: set[str] = set()
         for chunk in chunked(paths, MAX_VARIABLES):
             marks = ", ".join("?" * len(chunk))
-            for table, prefix in (("imgs", "img"), ("vids", "vid"), ("docs", "doc"), ("maps", "map")):
+            for table in MEDIA_TABLES.values():
+                column = table.path_column
                 rows = await self._db.fetch_all(
-                    f"SELECT {prefix}loc FROM {table} WHERE {prefix}loc IN ({marks})", chunk
+                    f"SELECT {column} FROM {table.table} WHERE {column} IN ({marks})", chunk
                 )
                 found.update(r[0] for r in rows)
         return found
@@ -318,7 +309,8 @@ class Journal:
         """Of these (file id, hash) pairs' hashes, those already archived for this media type or
         claimed by another file of this import (duplicates within one import are caught too, unlike
         the app). In the caller's transaction; a file's own row never counts."""
-        table, column = media_table(media_type)
+        table = media_table(media_type)
+        column = table.hash_column
         asking = {file_id for file_id, _ in files}
         found: set[str] = set()
         for chunk in chunked(sorted({digest for _, digest in files}), MAX_VARIABLES):

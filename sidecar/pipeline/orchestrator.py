@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sidecar.archive.layout import UnsafeLocation, location_folder
 from sidecar.db import settings
 from sidecar.db.connection import Database
 from sidecar.db.errors import database_refusal
@@ -30,9 +31,8 @@ from sidecar.log import get_logger
 from sidecar.pipeline.context import PAGE_FILES, ArchiveGuard, ByteWork, RunContext
 from sidecar.pipeline.ending import Ending
 from sidecar.pipeline.events import ImportEvents
-from sidecar.pipeline.finalizer import Finalizer
+from sidecar.pipeline.finalizer import Finalizer, JobPlanner
 from sidecar.pipeline.journal import Journal
-from sidecar.pipeline.layout import UnsafeLocation, location_folder
 from sidecar.pipeline.outcome import ImportOutcome, QueueView, ResumableSession
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.run import run_import
@@ -76,6 +76,7 @@ class ImportOrchestrator:
         db: Database,
         pool: ByteWork,
         events: ImportEvents,
+        jobs: JobPlanner,
         archive_override: Path | None = None,
         allow_hardlinks: bool = False,
         read_once: ReadOnce = ReadOnce.AUTO,
@@ -92,7 +93,7 @@ class ImportOrchestrator:
         self._page_files = page_files
         self._journal = Journal(db)
         self._sessions = Sessions(db)
-        self._finalizer = Finalizer(self._journal)
+        self._finalizer = Finalizer(self._journal, jobs)
         self._ending = Ending(db, self._sessions, self._journal, self._finalizer)
         self._queue: deque[_Ticket] = deque()
         self._wakeup = asyncio.Event()

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
-from sidecar.pipeline.media import (
+from sidecar.archive.media import (
     JPEG_EXTENSIONS,
     LIVE_IMAGE_EXTENSIONS,
     LIVE_VIDEO_EXTENSIONS,

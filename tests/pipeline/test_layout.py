@@ -6,8 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sidecar.db.locations import Location
-from sidecar.pipeline.layout import (
+from sidecar.archive.layout import (
     UnsafeLocation,
     archive_name,
     contained,
@@ -16,7 +15,8 @@ from sidecar.pipeline.layout import (
     sanitize_name,
     state_code,
 )
-from sidecar.pipeline.media import MediaType
+from sidecar.archive.media import MediaType
+from sidecar.db.locations import Location
 
 
 def location(**overrides: str | None) -> Location:

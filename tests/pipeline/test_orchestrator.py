@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sidecar.db.connection import Database
+from sidecar.jobs.planning import ImportJobs
 from sidecar.pipeline import ending as ending_module
 from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.orchestrator import ImportOrchestrator, ImportRequest
@@ -45,7 +46,7 @@ async def test_an_import_is_marked_completed_only_once_its_leftovers_are_removed
 
     monkeypatch.setattr(ending_module, "sweep_temp_files", sweep_noting_the_status)
     pool = BytePool(1)
-    imports = ImportOrchestrator(db, pool, Events(), archive_override=archive)
+    imports = ImportOrchestrator(db, pool, Events(), ImportJobs(), archive_override=archive)
     runner = asyncio.create_task(imports.run(), name="imports")
     try:
         await pool.start()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.pipeline.media import MediaType
+from sidecar.archive.media import MediaType
 from sidecar.pipeline.scanner import InputDone, ScanError, ScanItem, ScannedFile, Skipped, scan
 
 

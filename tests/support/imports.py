@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from sidecar.db.connection import Database
 from sidecar.db.locations import find_location
+from sidecar.jobs.planning import ImportJobs
 from sidecar.pipeline import failpoints
 from sidecar.pipeline.context import ArchiveGuard, RunContext
 from sidecar.pipeline.finalizer import Finalizer
@@ -112,7 +113,7 @@ class Harness:
             db=self.db,
             sessions=Sessions(self.db),
             journal=self.journal,
-            finalizer=Finalizer(self.journal),
+            finalizer=Finalizer(self.journal, ImportJobs()),
             pool=self.pool,
             session=session,
             location=location,

@@ -56,10 +56,11 @@ from pathlib import Path
 from typing import Any
 
 from sidecar import __version__
+from sidecar.archive.layout import contained, location_folder, media_folder
+from sidecar.archive.media import MediaType
+from sidecar.archive.tables import MEDIA_TABLES
 from sidecar.db.locations import Location, find_location
 from sidecar.jobs.handlers import JobContext
-from sidecar.pipeline.layout import contained, location_folder, media_folder
-from sidecar.pipeline.media import MediaType
 from sidecar.timestamps import now_iso
 
 if sys.platform != "win32":
@@ -90,7 +91,6 @@ _F_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if sys.platform =
 
 # A location's media rows, paged by rowid (its locid index is ordered by rowid): no read holds the
 # shared reader long, and no list of database rows for a 100 000-file location is ever built.
-_MEDIA_PATHS = (("imgs", "imgloc"), ("vids", "vidloc"), ("docs", "docloc"), ("maps", "maploc"))
 _PAGE_ROWS = 5000
 # Sidecars have no app table; the import journal is the record of the ones archived.
 _SIDECAR_PATHS_SQL = (
@@ -245,9 +245,12 @@ async def _request(job: JobContext, location: Location, root: Path) -> BagReques
 
 
 async def _media_paths(job: JobContext, locid: str) -> AsyncIterator[str]:
-    for table, column in _MEDIA_PATHS:
+    for table in MEDIA_TABLES.values():
         after = 0
-        sql = f"SELECT rowid, {column} FROM {table} WHERE locid = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+        sql = (
+            f"SELECT rowid, {table.path_column} FROM {table.table}"
+            " WHERE locid = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+        )
         while page := await job.db.fetch_all(sql, (locid, after, _PAGE_ROWS)):
             after = page[-1][0]
             for _, path in page:

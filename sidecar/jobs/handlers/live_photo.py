@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sidecar.archive.media import LIVE_IMAGE_EXTENSIONS
 from sidecar.jobs.handlers import JobContext
-from sidecar.pipeline.media import LIVE_IMAGE_EXTENSIONS
 
 LIVE_VIDEO_EXTENSIONS = frozenset({".mov", ".mp4"})
 # An iPhone's Live Photo video starts about 1.5 s before the still; allow a little more.

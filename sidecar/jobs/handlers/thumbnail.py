@@ -20,11 +20,12 @@ from typing import Any
 import orjson
 from PIL import Image
 
+from sidecar.archive.media import JPEG_EXTENSIONS, RAW_EXTENSIONS, MediaType, extension_of
+from sidecar.archive.tables import MediaTable, media_table
 from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.process import require, run_tool
 from sidecar.log import get_logger
-from sidecar.pipeline.media import JPEG_EXTENSIONS, RAW_EXTENSIONS, extension_of
 
 log = get_logger(__name__)
 
@@ -49,7 +50,7 @@ UNSUPPORTED_EXTENSIONS = frozenset({".svg"})
 
 _HASH = re.compile(r"^[0-9a-f]{16}$")
 _BINARY_SIZE = re.compile(r"^\(Binary data (\d+) bytes")
-_TABLES = {"image": ("imgs", "img"), "video": ("vids", "vid")}
+_THUMBNAILED = frozenset({MediaType.IMAGE, MediaType.VIDEO})
 # EXIF orientation -> the transpose that undoes it (as ImageOps.exif_transpose maps it).
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -111,10 +112,11 @@ def thumbnail_handler(exiftool: ExifToolPool) -> JobHandler:
         if not job.archive_root:
             # Not CannotRender: the archive root is read again when the job is retried.
             raise ThumbnailError("archive folder not configured; set --archive or the app's archive folder")
-        table, prefix = _TABLES[media_type]
+        table = media_table(media_type)
+        is_image = media_type is MediaType.IMAGE
         row = await job.db.fetch_one(
-            f"SELECT {prefix}loc AS loc{', meta_exiftool' if table == 'imgs' else ''}"
-            f" FROM {table} WHERE {prefix}hash = ?",
+            f"SELECT {table.path_column} AS loc{', meta_exiftool' if is_image else ''}"
+            f" FROM {table.table} WHERE {table.hash_column} = ?",
             (hash_,),
         )
         if row is None:
@@ -123,15 +125,15 @@ def thumbnail_handler(exiftool: ExifToolPool) -> JobHandler:
                 "thumbnail of a missing row skipped",
                 extra={"action": "thumbnail.no_row", "hash": hash_, "job_id": job.job_id},
             )
-            return {"paths": None, "skipped": f"no {table} row for {hash_}"}
+            return {"paths": None, "skipped": f"no {table.table} row for {hash_}"}
         path: str = row["loc"]
-        stored_tags: str | None = row["meta_exiftool"] if table == "imgs" else None
+        stored_tags: str | None = row["meta_exiftool"] if is_image else None
         source = await _choose_source(job, exiftool, media_type, path, stored_tags)
         paths = thumbnail_paths(job.archive_root, hash_)
         await asyncio.to_thread(render, source, paths, hash_)
-        if not await _record(job, table, prefix, hash_, paths, source.kind):
+        if not await _record(job, table, hash_, paths, source.kind):
             await asyncio.to_thread(_remove_files, paths.values())
-            return {"paths": None, "skipped": f"{table} row for {hash_} removed meanwhile"}
+            return {"paths": None, "skipped": f"{table.table} row for {hash_} removed meanwhile"}
         event_paths = {"sm": paths[SM], "lg": paths[LG], "preview": paths[PREVIEW]}
         job.events.emit(
             "asset:thumbnail-ready", {"hash": hash_, "mediaType": media_type, "paths": event_paths}
@@ -141,21 +143,21 @@ def thumbnail_handler(exiftool: ExifToolPool) -> JobHandler:
     return thumbnail
 
 
-def _parse_payload(payload: Mapping[str, Any]) -> tuple[str, str]:
+def _parse_payload(payload: Mapping[str, Any]) -> tuple[str, MediaType]:
     hash_ = payload.get("hash")
     media_type = payload.get("mediaType")
     if not isinstance(hash_, str) or not _HASH.match(hash_):
         raise CannotRender(f"thumbnail job without a valid hash: {hash_!r}")
-    if media_type not in _TABLES:
+    if media_type not in _THUMBNAILED:
         raise CannotRender(f"no thumbnails for media type {media_type!r}")
-    return hash_, str(media_type)
+    return hash_, MediaType(media_type)
 
 
 async def _choose_source(
-    job: JobContext, exiftool: ExifToolPool, media_type: str, path: str, stored_tags: str | None
+    job: JobContext, exiftool: ExifToolPool, media_type: MediaType, path: str, stored_tags: str | None
 ) -> Source:
     extension = extension_of(path)
-    if media_type == "video":
+    if media_type is MediaType.VIDEO:
         frame = await _poster_frame(job, path)
         return Source(SourceKind.POSTER_FRAME, f"poster frame of {path}", data=frame, orientation=1)
     if extension in RAW_EXTENSIONS:
@@ -273,7 +275,7 @@ def _heif_decoder_available() -> bool:
 
 
 async def _record(
-    job: JobContext, table: str, prefix: str, hash_: str, paths: Mapping[int, str], kind: SourceKind
+    job: JobContext, table: MediaTable, hash_: str, paths: Mapping[int, str], kind: SourceKind
 ) -> bool:
     """One short transaction; False when the row is gone."""
     flag = ""
@@ -283,8 +285,8 @@ async def _record(
         flag = ", preview_extracted = 1"
     async with job.db.transaction() as conn:
         cursor = await conn.execute(
-            f"UPDATE {table} SET thumb_path_sm = ?, thumb_path_lg = ?, preview_path = ?, thumb_path = ?"
-            f"{flag} WHERE {prefix}hash = ?",
+            f"UPDATE {table.table} SET thumb_path_sm = ?, thumb_path_lg = ?, preview_path = ?, thumb_path = ?"
+            f"{flag} WHERE {table.hash_column} = ?",
             (paths[SM], paths[LG], paths[PREVIEW], paths[SM], hash_),
         )
         return cursor.rowcount > 0

@@ -13,11 +13,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sidecar.archive.layout import UnsafeLocation, archive_name, contained, media_folder
+from sidecar.archive.media import MediaType
 from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
-from sidecar.pipeline.layout import UnsafeLocation, archive_name, contained, media_folder
 from sidecar.pipeline.leftovers import remove_files
-from sidecar.pipeline.media import MediaType
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import byte_work, count, enter, failed

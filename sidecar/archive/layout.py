@@ -8,8 +8,8 @@ import os
 import re
 from pathlib import Path
 
+from sidecar.archive.media import FOLDER_KIND, MediaType
 from sidecar.db.locations import Location
-from sidecar.pipeline.media import FOLDER_KIND, MediaType
 
 _LOC12 = re.compile(r"[A-Za-z0-9]{1,32}")
 _STATE = re.compile(r"[A-Za-z]{2}")
