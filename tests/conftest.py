@@ -1,23 +1,20 @@
 """Shared fixtures: the real sidecar process with a temporary database and archive."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.contract_status import NOT_YET_EMITTED, NOT_YET_IMPLEMENTED
-from tests.sidecar_client import CONTRACT, SEEN_NOTIFICATIONS, SEEN_RESULTS, SidecarProcess
-
-
-@dataclass(frozen=True)
-class SidecarPaths:
-    db: Path
-    archive: Path
-
-    def args(self) -> list[str]:
-        return ["serve", "--db", str(self.db), "--archive", str(self.archive)]
+from tests.support.client import (
+    CONTRACT,
+    SEEN_NOTIFICATIONS,
+    SEEN_RESULTS,
+    SidecarPaths,
+    SidecarProcess,
+    Spawn,
+)
+from tests.support.contract_status import NOT_YET_EMITTED, NOT_YET_IMPLEMENTED
 
 
 @pytest.fixture
@@ -25,9 +22,6 @@ def sidecar_paths(tmp_path: Path) -> SidecarPaths:
     archive = tmp_path / "archive"
     archive.mkdir()
     return SidecarPaths(db=tmp_path / "au-archive.db", archive=archive)
-
-
-Spawn = Callable[..., Awaitable[SidecarProcess]]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from tests.e2e.archive_checks import assert_archive_invariant, org_files, write
+from tests.support.archive import assert_archive_invariant, org_files, write
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "sidecar", "import"]

@@ -16,7 +16,7 @@ import pexpect
 import pytest
 
 from sidecar.console.repl import PROMPT, Screen, parse, parse_params, show_notification
-from tests.e2e.archive_checks import add_location, write
+from tests.support.archive import add_location, write
 
 REPO = Path(__file__).resolve().parents[2]
 REPL = [sys.executable, "-m", "sidecar.console.repl"]

@@ -6,9 +6,8 @@ from contextlib import closing
 
 import pytest
 
-from tests.conftest import SidecarPaths, Spawn
-from tests.contract_status import NOT_YET_EMITTED, NOT_YET_IMPLEMENTED
-from tests.sidecar_client import CONTRACT, RpcError, SidecarProcess
+from tests.support.client import CONTRACT, RpcError, SidecarPaths, SidecarProcess, Spawn
+from tests.support.contract_status import NOT_YET_EMITTED, NOT_YET_IMPLEMENTED
 
 METHOD_NOT_FOUND = -32601
 

@@ -49,8 +49,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import (
+from tests.support.archive import (
     MEDIA,
     LocationFixture,
     add_location,
@@ -61,9 +60,8 @@ from tests.e2e.archive_checks import (
     stat_key,
     write,
 )
-from tests.e2e.test_jobs_run import jobs_settled
-from tests.media import make_jpeg, make_video
-from tests.sidecar_client import SidecarProcess
+from tests.support.client import SidecarPaths, SidecarProcess, Spawn, jobs_settled
+from tests.support.media import make_jpeg, make_video
 
 STEPS = ("scanning", "hashing", "copying", "validating", "finalizing")
 PHASES = (*STEPS, "jobs")

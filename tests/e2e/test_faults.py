@@ -30,20 +30,19 @@ from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
 from sidecar.tools import Tool, Toolset
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import (
+from tests.support.archive import (
     add_location,
+    add_media_row,
     assert_archive_invariant,
     hash16,
     org_files,
+    plant_dead_letter,
     rows,
     stat_key,
     write,
 )
-from tests.e2e.test_jobs_api import plant_dead_letter
-from tests.jobs.media_rows import add_media_row
-from tests.media import make_jpeg, make_video
-from tests.sidecar_client import RpcError
+from tests.support.client import RpcError, SidecarPaths, Spawn
+from tests.support.media import make_jpeg, make_video
 
 MEDIA_ROWS = "SELECT imgloc, imghash FROM imgs UNION ALL SELECT vidloc, vidhash FROM vids"
 

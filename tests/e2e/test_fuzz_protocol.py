@@ -7,14 +7,13 @@ The examples are drawn with a fixed seed (reproducible) and sent in bursts over 
 """
 
 import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sidecar.rpc.contract import Contract
-from tests.sidecar_client import SidecarProcess
+from tests.support.client import SidecarProcess, rss_kb
 
 EXAMPLES = 600
 BURST = 25
@@ -86,13 +85,6 @@ def draw_all(strategy: st.SearchStrategy[bytes], count: int) -> list[bytes]:
 
     collect()
     return drawn
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 async def test_random_input_never_stops_or_pollutes_the_sidecar(sidecar: SidecarProcess) -> None:

@@ -6,9 +6,8 @@ import os
 import unicodedata
 from pathlib import Path
 
-from tests.conftest import SidecarPaths
-from tests.e2e.archive_checks import add_location, assert_archive_invariant, hash16, rows
-from tests.sidecar_client import SidecarProcess
+from tests.support.archive import add_location, assert_archive_invariant, hash16, rows
+from tests.support.client import SidecarPaths, SidecarProcess
 
 NFC = unicodedata.normalize("NFC", "café.jpg")
 NFD = unicodedata.normalize("NFD", "café.jpg")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import (
+from tests.support.archive import (
     add_location,
     assert_archive_invariant,
     hash16,
@@ -16,7 +15,7 @@ from tests.e2e.archive_checks import (
     rows,
     write,
 )
-from tests.sidecar_client import RpcError, SidecarProcess
+from tests.support.client import RpcError, SidecarPaths, SidecarProcess, Spawn
 
 
 def camera_card(root: Path) -> Path:

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from sidecar.pipeline.context import PAGE_FILES
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import add_location, assert_archive_invariant, org_files, rows, stat_key, write
-from tests.sidecar_client import RpcError, SidecarProcess
+from tests.support.archive import add_location, assert_archive_invariant, org_files, rows, stat_key, write
+from tests.support.client import RpcError, SidecarPaths, SidecarProcess, Spawn
 
 
 def big_files(folder: Path, count: int, size: int) -> Path:

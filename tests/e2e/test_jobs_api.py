@@ -8,27 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SidecarPaths
-from tests.e2e.archive_checks import add_location, rows, write
-from tests.sidecar_client import RpcError, SidecarProcess
+from tests.support.archive import add_location, plant_dead_letter, rows, write
+from tests.support.client import RpcError, SidecarPaths, SidecarProcess
 
 QUEUES = {"exiftool", "thumbnail", "ffprobe", "video-proxy", "live-photo", "bagit", "location-stats"}
-
-
-def plant_dead_letter(db_path: Path, queue: str, payload: dict, failed_at: str) -> int:
-    """A job that died, as the app's own queue records it."""
-    with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
-        db.execute(
-            "INSERT INTO jobs (job_id, queue, priority, status, payload, attempts, max_attempts, error,"
-            " created_at, completed_at) VALUES (?, ?, 10, 'dead', ?, 3, 3, 'boom', ?, ?)",
-            (f"job-{failed_at}", queue, json.dumps(payload), failed_at, failed_at),
-        )
-        cursor = db.execute(
-            "INSERT INTO job_dead_letter (job_id, queue, payload, error, attempts, failed_at, acknowledged)"
-            " VALUES (?, ?, ?, 'boom', 3, ?, 0)",
-            (f"job-{failed_at}", queue, json.dumps(payload), failed_at),
-        )
-        return int(cursor.lastrowid or 0)
 
 
 async def test_status_counts_the_jobs_an_import_queued(

@@ -1,35 +1,15 @@
 """The background jobs end to end: real media imported through the real sidecar process, then the
 real exiftool, ffprobe, ffmpeg and Pillow behind the queue, until every job is completed or dead."""
 
-import asyncio
-import contextlib
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import LocationFixture, add_location, hash16, rows
-from tests.media import make_corrupt_jpeg, make_jpeg, make_video
-from tests.sidecar_client import SidecarProcess
-
-SETTLE_BOUND_S = 120.0
-UNFINISHED = ("pending", "processing")
-
-
-async def jobs_settled(client: SidecarProcess, timeout: float = SETTLE_BOUND_S) -> dict[str, Any]:
-    """`jobs:status` once no job is pending or processing; re-asked whenever the sidecar says
-    something (an asset event, a dead letter), and at least every quarter second otherwise."""
-    async with asyncio.timeout(timeout):
-        while True:
-            status = await client.request("jobs:status")
-            if not any(counts[s] for counts in status.values() for s in UNFINISHED):
-                return status
-            seen = len(client.frames)
-            with contextlib.suppress(TimeoutError):
-                await client.wait_for(lambda seen=seen: len(client.frames) > seen, timeout=0.25)
+from tests.support.archive import LocationFixture, add_location, hash16, rows
+from tests.support.client import SidecarPaths, Spawn, jobs_settled
+from tests.support.media import make_corrupt_jpeg, make_jpeg, make_video
 
 
 def card(folder: Path) -> dict[str, Path]:

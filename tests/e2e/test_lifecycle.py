@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from sidecar import PROTOCOL_VERSION, __version__
-from tests.conftest import SidecarPaths, Spawn
-from tests.sidecar_client import SidecarProcess, sidecar_command
+from tests.support.client import SidecarPaths, SidecarProcess, Spawn, sidecar_command
 
 
 async def test_ready_is_sent_once_first(sidecar: SidecarProcess):
@@ -192,7 +191,7 @@ async def _exited(pid: int) -> None:
 async def test_a_killed_sidecar_takes_its_pool_workers_with_it(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    from tests.e2e.archive_checks import add_location, write
+    from tests.support.archive import add_location, write
 
     client = await spawn_sidecar(sidecar_paths.args())
     location = add_location(sidecar_paths.db)
@@ -213,8 +212,8 @@ async def test_a_killed_sidecar_takes_its_exiftool_processes_with_it(
 ):
     """`exiftool -stay_open` keeps reading after its input closes: only the parent-death signal
     ends it when the sidecar is killed alone."""
-    from tests.e2e.archive_checks import add_location
-    from tests.media import make_jpeg
+    from tests.support.archive import add_location
+    from tests.support.media import make_jpeg
 
     client = await spawn_sidecar(sidecar_paths.args())
     location = add_location(sidecar_paths.db)

@@ -9,11 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import SidecarPaths
-from tests.e2e.archive_checks import add_location, assert_archive_invariant, rows, write
-from tests.e2e.test_fuzz_protocol import rss_kb
-from tests.e2e.test_jobs_run import jobs_settled
-from tests.sidecar_client import SidecarProcess
+from tests.support.archive import add_location, assert_archive_invariant, rows, write
+from tests.support.client import SidecarPaths, SidecarProcess, jobs_settled, rss_kb
 
 IMPORTS = 3
 FILES_PER_IMPORT = 400

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import add_location, assert_archive_invariant, org_files, rows, stat_key, write
-from tests.sidecar_client import RpcError, SidecarProcess
+from tests.support.archive import add_location, assert_archive_invariant, org_files, rows, stat_key, write
+from tests.support.client import RpcError, SidecarPaths, SidecarProcess, Spawn
 
 
 def photos(folder: Path, count: int = 40, size: int = 8 << 20) -> Path:

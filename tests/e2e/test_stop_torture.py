@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import (
+from tests.support.archive import (
     MEDIA,
     LocationFixture,
     add_location,
@@ -32,8 +31,8 @@ from tests.e2e.archive_checks import (
     stat_key,
     write,
 )
-from tests.media import make_jpeg
-from tests.sidecar_client import RpcError, SidecarProcess
+from tests.support.client import RpcError, SidecarPaths, SidecarProcess, Spawn
+from tests.support.media import make_jpeg
 
 KINDS = ("stdin-eof", "shutdown", "sigterm", "cancel", "kill")
 STEPS = ("scan", "hash", "copy", "validate", "finalize")

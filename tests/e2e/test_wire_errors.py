@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from sidecar.rpc.framing import MAX_MESSAGE_BYTES
-from tests.sidecar_client import RpcError, SidecarProcess
+from tests.support.client import RpcError, SidecarProcess
 
 
 async def _still_serving(sidecar: SidecarProcess) -> None:

@@ -24,9 +24,8 @@ import pytest
 from PIL import Image
 
 from sidecar import PROTOCOL_VERSION, __version__
-from tests.conftest import SidecarPaths, Spawn
-from tests.e2e.archive_checks import add_location, assert_archive_invariant, hash16, write
-from tests.sidecar_client import REPO, RpcError, SidecarProcess
+from tests.support.archive import add_location, assert_archive_invariant, hash16, write
+from tests.support.client import REPO, RpcError, SidecarPaths, SidecarProcess, Spawn
 
 DIST = REPO / "dist" / "au-sidecar"
 BINARY = DIST / "au-sidecar"

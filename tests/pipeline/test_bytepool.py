@@ -20,7 +20,7 @@ from sidecar.workers.bytework import (
     copy_files,
     hash_files,
 )
-from tests.workers import crashy
+from tests.support import crashy
 
 
 def failed_text(item: object, message: str) -> str:

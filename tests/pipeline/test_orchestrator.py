@@ -15,7 +15,7 @@ from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.orchestrator import ImportOrchestrator, ImportRequest
 from sidecar.pipeline.outcome import ImportOutcome, ProgressSnapshot
 from sidecar.pipeline.status import ImportStatus
-from tests.e2e.archive_checks import add_location, rows, write
+from tests.support.archive import add_location, rows, write
 
 
 class Events:

@@ -22,7 +22,7 @@ from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.stop import Interrupted, StopSignal
 from sidecar.workers import bytework
-from tests.e2e.archive_checks import add_location
+from tests.support.archive import add_location
 
 LOCID = "5e1f0c3a-7d2b-4c89-9a61-2b7e4d0f8c13"
 T = TypeVar("T")
@@ -165,6 +165,10 @@ class Harness:
         )
         assert row is not None
         return int(row[0])
+
+
+# The `new_harness` fixture of tests/pipeline/steps: a fresh harness over the same card.
+NewHarness = Callable[[], Awaitable[Harness]]
 
 
 async def open_harness(tmp_path: Path, sources: Sequence[Path]) -> Harness:

@@ -3,7 +3,6 @@ tools as `scripts/setup` installs them, an event recorder that checks every payl
 `protocol/`, and a JobContext maker."""
 
 import asyncio
-from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +12,9 @@ from sidecar.config import ToolPaths
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext
 from sidecar.jobs.store import Queue
-from sidecar.rpc.contract import Contract
 from sidecar.tools import Toolset, discover
-from tests.e2e.archive_checks import LocationFixture, add_location
-
-CONTRACT = Contract.load()
-
-
-class RecordedEvents:
-    """The event sink of a job, validating each payload as the wire contract says."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
-        issues = CONTRACT.notification_issues(event, payload)
-        assert not issues, f"{event} payload breaks protocol/: {issues}"
-        self.sent.append((event, payload))
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        return [payload for name, payload in self.sent if name == event]
+from tests.support.archive import LocationFixture, add_location
+from tests.support.jobs import ContextMaker, RecordedEvents
 
 
 @pytest.fixture
@@ -57,9 +39,6 @@ def toolset() -> Toolset:
 @pytest.fixture
 def events() -> RecordedEvents:
     return RecordedEvents()
-
-
-ContextMaker = Callable[..., JobContext]
 
 
 @pytest.fixture

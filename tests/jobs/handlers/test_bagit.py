@@ -35,11 +35,9 @@ from sidecar.jobs.handlers.bagit import (
     sha256_file,
 )
 from sidecar.jobs.store import Queue
-from tests.conftest import SidecarPaths
-from tests.e2e.archive_checks import LocationFixture, add_location, hash16, is_iso, rows, write
-from tests.jobs.handlers.conftest import ContextMaker, RecordedEvents
-from tests.jobs.media_rows import add_media_row
-from tests.sidecar_client import SidecarProcess
+from tests.support.archive import LocationFixture, add_location, add_media_row, hash16, is_iso, rows, write
+from tests.support.client import SidecarPaths, SidecarProcess
+from tests.support.jobs import ContextMaker, RecordedEvents
 
 KIND = {"image": "img", "video": "vid", "document": "doc", "map": "map"}
 TAG_FILES = (MANIFEST, BAGIT_TXT, BAG_INFO, TAGMANIFEST)

@@ -17,10 +17,9 @@ from sidecar.jobs.handlers.exiftool import exiftool_handler, parse_exif_date
 from sidecar.jobs.process import ToolFailed, ToolMissing
 from sidecar.jobs.store import Queue
 from sidecar.tools import Toolset
-from tests.e2e.archive_checks import LocationFixture
-from tests.jobs.handlers.conftest import ContextMaker, RecordedEvents
-from tests.jobs.media_rows import add_media_row
-from tests.media import make_jpeg, make_video
+from tests.support.archive import LocationFixture, add_media_row
+from tests.support.jobs import ContextMaker, RecordedEvents
+from tests.support.media import make_jpeg, make_video
 
 
 @pytest.fixture

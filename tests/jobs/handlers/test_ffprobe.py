@@ -17,10 +17,9 @@ from sidecar.jobs.process import ToolFailed, ToolMissing
 from sidecar.jobs.store import Queue
 from sidecar.jobs.video_probe import NotAVideo, video_facts
 from sidecar.tools import Toolset
-from tests.e2e.archive_checks import LocationFixture
-from tests.jobs.handlers.conftest import ContextMaker
-from tests.jobs.media_rows import add_media_row
-from tests.media import ffmpeg, make_video
+from tests.support.archive import LocationFixture, add_media_row
+from tests.support.jobs import ContextMaker
+from tests.support.media import ffmpeg, make_video
 
 
 def _vid(db_path: Path, digest: str) -> sqlite3.Row:

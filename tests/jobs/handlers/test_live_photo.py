@@ -12,9 +12,8 @@ import pytest
 from sidecar.jobs.handlers import live_photo as live_photo_module
 from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.store import Queue
-from tests.e2e.archive_checks import LocationFixture
-from tests.jobs.handlers.conftest import ContextMaker
-from tests.jobs.media_rows import add_media_row
+from tests.support.archive import LocationFixture, add_media_row
+from tests.support.jobs import ContextMaker
 
 TABLE = {"image": ("imgs", "img"), "video": ("vids", "vid")}
 

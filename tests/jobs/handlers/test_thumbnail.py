@@ -29,10 +29,9 @@ from sidecar.jobs.handlers.thumbnail import (
 from sidecar.jobs.process import ToolMissing
 from sidecar.jobs.store import Queue
 from sidecar.tools import Toolset
-from tests.e2e.archive_checks import LocationFixture
-from tests.jobs.handlers.conftest import ContextMaker, RecordedEvents
-from tests.jobs.media_rows import add_media_row
-from tests.media import exiftool, make_corrupt_jpeg, make_jpeg, make_video
+from tests.support.archive import LocationFixture, add_media_row
+from tests.support.jobs import ContextMaker, RecordedEvents
+from tests.support.media import exiftool, make_corrupt_jpeg, make_jpeg, make_video
 
 SIZES = {"sm": 400, "lg": 800, "preview": 1920}
 BLOCK = (200, 0, 40)  # make_jpeg's top-left block with seed 0

@@ -28,10 +28,9 @@ from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.jobs.video_probe import VideoFacts, video_facts
 from sidecar.timestamps import now_iso
 from sidecar.tools import Tool, Toolset
-from tests.e2e.archive_checks import LocationFixture
-from tests.jobs.handlers.conftest import ContextMaker, RecordedEvents
-from tests.jobs.media_rows import add_media_row
-from tests.media import ffmpeg, make_video
+from tests.support.archive import LocationFixture, add_media_row
+from tests.support.jobs import ContextMaker, RecordedEvents
+from tests.support.media import ffmpeg, make_video
 
 BOUND_S = 10.0
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -1,16 +1,14 @@
 """Each step run in process over a small card of 4-file pages: fresh harnesses on demand, closed at
 the end, and no failpoint left armed."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sidecar.pipeline import failpoints
-from tests.e2e.archive_checks import write
-from tests.support.imports import Harness, open_harness
-
-NewHarness = Callable[[], Awaitable[Harness]]
+from tests.support.archive import write
+from tests.support.imports import Harness, NewHarness, open_harness
 
 
 def make_card(root: Path) -> Path:

@@ -10,9 +10,8 @@ from sidecar.pipeline import failpoints
 from sidecar.pipeline.steps import copy, scan
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.stop import Interrupted, StopSignal
-from tests.e2e.archive_checks import hash16
-from tests.pipeline.steps.conftest import NewHarness
-from tests.support.imports import stop_at_every_commit
+from tests.support.archive import hash16
+from tests.support.imports import NewHarness, stop_at_every_commit
 
 
 async def test_new_files_are_copied_by_content_and_a_sidecar_lands_beside_its_parent(

@@ -6,8 +6,7 @@ import pytest
 from sidecar.pipeline.steps import copy, finalize, scan, validate
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.stop import Cancelled, StopSignal
-from tests.pipeline.steps.conftest import NewHarness
-from tests.support.imports import stop_at, stop_at_every_commit
+from tests.support.imports import NewHarness, stop_at, stop_at_every_commit
 
 BEFORE = [scan.run, hashing.run, copy.run, validate.run]
 

@@ -8,9 +8,8 @@ import pytest
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.steps import scan
 from sidecar.pipeline.stop import Interrupted
-from tests.e2e.archive_checks import hash16
-from tests.pipeline.steps.conftest import NewHarness
-from tests.support.imports import stop_at, stop_at_every_commit
+from tests.support.archive import hash16
+from tests.support.imports import NewHarness, stop_at, stop_at_every_commit
 
 
 async def test_each_file_gets_its_hash_and_later_copies_of_a_content_are_duplicates(

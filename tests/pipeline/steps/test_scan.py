@@ -5,8 +5,7 @@ import pytest
 from sidecar.pipeline.sessions import Sessions
 from sidecar.pipeline.steps import scan
 from sidecar.pipeline.stop import Interrupted
-from tests.pipeline.steps.conftest import NewHarness
-from tests.support.imports import stop_at, stop_at_every_commit
+from tests.support.imports import NewHarness, stop_at, stop_at_every_commit
 
 
 async def test_a_scan_journals_each_file_once_with_its_sidecar_parent(new_harness: NewHarness) -> None:

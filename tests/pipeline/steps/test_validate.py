@@ -7,8 +7,7 @@ import pytest
 
 from sidecar.pipeline.steps import copy, scan, validate
 from sidecar.pipeline.steps import hash as hashing
-from tests.pipeline.steps.conftest import NewHarness
-from tests.support.imports import Harness, stop_at_every_commit
+from tests.support.imports import Harness, NewHarness, stop_at_every_commit
 
 
 async def test_every_copy_is_validated_from_the_medium(new_harness: NewHarness) -> None:

@@ -1,0 +1,27 @@
+"""For the job handlers' tests: an event sink that checks every payload against `protocol/`, and
+the type of the `make_context` fixture."""
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from sidecar.jobs.handlers import JobContext
+from tests.support.client import CONTRACT
+
+
+class RecordedEvents:
+    """The event sink of a job, validating each payload as the wire contract says."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
+        issues = CONTRACT.notification_issues(event, payload)
+        assert not issues, f"{event} payload breaks protocol/: {issues}"
+        self.sent.append((event, payload))
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [payload for name, payload in self.sent if name == event]
+
+
+# The `make_context` fixture: a JobContext for (queue, payload, *, tools=None, attempt=1).
+ContextMaker = Callable[..., JobContext]
