@@ -1,5 +1,6 @@
-"""The app tables a new file gets must be exactly reference/app-database.md §1; an existing app file is
-only checked, never altered; our own `aus_` tables carry their own version record."""
+"""The app tables a new file gets must be exactly reference/app-database.md §1 (its copy in
+tests/support); an existing app file is only checked, never altered; our own `aus_` tables carry
+their own version record."""
 
 import re
 import sqlite3
@@ -16,7 +17,11 @@ from sidecar.db import schema
 from sidecar.db.connection import Database
 from sidecar.errors import OwnSchemaTooNew, SchemaTooOld, SidecarError
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "app-database.md"
+REPO = Path(__file__).resolve().parents[2]
+# The copy the tests read (its first line says where it comes from), and the original beside the
+# repository, as CI checks it out.
+REFERENCE = REPO / "tests" / "support" / "app-database.md"
+ORIGINAL = REPO.parent / "shared" / "reference" / "app-database.md"
 
 # Stated independently of `schema`: the core group, the job group as a whole, and video_proxies
 # (reference §7.2, SPEC §5). Any other app table would be a partial group the app cannot migrate.
@@ -154,10 +159,23 @@ def _parse_reference(text: str) -> dict[str, RefTable]:
     return tables
 
 
+def _reference_text() -> str:
+    """The copy without its provenance line."""
+    first, rest = REFERENCE.read_text(encoding="utf-8").split("\n", 1)
+    assert first.startswith("<!-- A verbatim copy of ../shared/reference/app-database.md"), first
+    return rest
+
+
 @pytest.fixture(scope="module")
 def reference() -> dict[str, RefTable]:
-    assert REFERENCE.is_file(), f"the schema reference is missing: expected it at {REFERENCE}"
-    return _parse_reference(REFERENCE.read_text(encoding="utf-8"))
+    return _parse_reference(_reference_text())
+
+
+def test_the_reference_copy_still_equals_the_original():
+    assert ORIGINAL.is_file(), f"the original schema reference is missing: expected it at {ORIGINAL}"
+    assert _reference_text() == ORIGINAL.read_text(encoding="utf-8"), (
+        f"{REFERENCE.relative_to(REPO)} differs from {ORIGINAL}: copy the original again below the first line"
+    )
 
 
 # --- Helpers -------------------------------------------------------------------------------------
