@@ -6,12 +6,12 @@ import asyncio
 import shutil
 import sqlite3
 
+from sidecar import fs
 from sidecar.db.connection import Database
 from sidecar.log import get_logger
 from sidecar.pipeline.context import staging_folder
 from sidecar.pipeline.finalizer import Finalizer
 from sidecar.pipeline.journal import FileState, Journal
-from sidecar.pipeline.leftovers import remove_files, sweep_temp_files
 from sidecar.pipeline.outcome import MAX_LISTED, ImportOutcome
 from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.status import ImportStatus, ImportStep
@@ -74,8 +74,8 @@ class Ending:
             # The journal first: a resume must never take a removed copy for a validated one (it
             # would write rows for files that are gone). If this write fails, the copies stay.
             await self._journal.uncopy(sid)
-        await asyncio.to_thread(remove_files, [t for t in targets if t not in in_use])
-        await asyncio.to_thread(sweep_temp_files, folders)
+        await asyncio.to_thread(fs.remove_files, [t for t in targets if t not in in_use])
+        await asyncio.to_thread(fs.sweep_temps, folders)
         await asyncio.to_thread(shutil.rmtree, staging_folder(record), True)
 
     async def outcome(

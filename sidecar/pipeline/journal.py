@@ -315,9 +315,8 @@ class Journal:
         found: set[str] = set()
         for chunk in chunked(sorted({digest for _, digest in files}), MAX_VARIABLES):
             marks = ", ".join("?" * len(chunk))
-            async with conn.execute(
-                f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk
-            ) as cursor:
+            sql = f"SELECT {column} FROM {table.table} WHERE {column} IN ({marks})"
+            async with conn.execute(sql, chunk) as cursor:
                 found.update(r[0] for r in await cursor.fetchall())
             async with conn.execute(
                 f"SELECT hash, file_id FROM aus_import_files WHERE session_id = ? AND media_type = ?"

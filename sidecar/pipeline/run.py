@@ -8,8 +8,8 @@ flight, which a resume redoes (a copy in place with the right content is kept).
 import asyncio
 from collections.abc import Callable
 
+from sidecar import fs
 from sidecar.pipeline.context import RunContext
-from sidecar.pipeline.leftovers import sweep_temp_files
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps import copy, finalize, scan, validate
 from sidecar.pipeline.steps import hash as hashing
@@ -25,7 +25,7 @@ async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: N
         # The location's folders too: copies cut off by a vanished archive have no target left in
         # the journal.
         folders = [*await ctx.journal.target_folders(ctx.sid), *ctx.media_folders()]
-        await asyncio.to_thread(sweep_temp_files, folders)
+        await asyncio.to_thread(fs.sweep_temps, folders)
     await hashing.run(ctx)
     await copy.run(ctx)
     await validate.run(ctx)

@@ -10,7 +10,6 @@ import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
-import secrets
 import stat
 import sys
 import threading
@@ -21,11 +20,13 @@ from typing import Protocol, TypeVar
 
 import blake3
 
+from sidecar import fs
+
 if sys.platform != "win32":
     import fcntl
 
 HASH_HEX_CHARS = 16  # BLAKE3, first 16 lowercase hex chars (= blake3(...).hexdigest(length=8))
-TEMP_SUFFIX = ".aus-tmp"
+TEMP_SUFFIX = fs.TEMP_SUFFIX
 READ_CHUNK = 1 << 20  # 1 MiB: fits the L2 cache with the hasher's state (4 MiB measured 3x slower)
 COPY_CHUNK = 8 << 20  # kernel-side copy step; the cancel flag is checked between steps
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): Linux copy-on-write clone of a whole file
@@ -48,11 +49,9 @@ _NO_KERNEL_COPY = frozenset(
 # A hard link is impossible here (other device, filesystem without links, too many links, policy).
 _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EACCES})
 
-_O_BINARY: int = getattr(os, "O_BINARY", 0)
-_O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = fs.O_BINARY
+_O_CLOEXEC = fs.O_CLOEXEC
 _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # so opening a FIFO that slipped through cannot block
-_O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
-_F_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if sys.platform == "darwin" else None
 _F_NOCACHE: int | None = getattr(fcntl, "F_NOCACHE", None) if sys.platform == "darwin" else None
 
 
@@ -220,7 +219,7 @@ def copy_files(requests: list[CopyRequest]) -> list[CopyOutcome]:
                 outcomes[index] = _target_failure(exc, item.request.target)
         for index, failure in _flush_folders(staged).items():
             # The rename is not durable; the data is, so the file is whole, but nothing may claim it.
-            _remove_quietly(staged.pop(index).request.target)
+            fs.remove_quietly(staged.pop(index).request.target)
             outcomes[index] = failure
         for index, item in staged.items():
             outcomes[index] = CopyOutcome(True, item.strategy, item.size, None, None)
@@ -291,13 +290,11 @@ def _write_temp(request: CopyRequest) -> _Staged:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise _Failed(_target_failure(exc, request.target)) from exc
-        temp = os.path.join(
-            folder, f".{os.path.basename(request.target)}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        )
+        temp = fs.temp_path(request.target)
         if request.allow_hardlink and _try_hardlink(request, src, folder, temp):
             return _Staged(request, temp, None, "hardlink", size)
         try:
-            dst = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666)
+            dst = os.open(temp, fs.NEW_FILE_FLAGS, 0o666)
         except OSError as exc:
             raise _Failed(_target_failure(exc, request.target)) from exc
         try:
@@ -315,7 +312,7 @@ def _write_temp(request: CopyRequest) -> _Staged:
                 )
         except BaseException:
             os.close(dst)
-            _remove_quietly(temp)
+            fs.remove_quietly(temp)
             raise
         return _Staged(request, temp, dst, strategy, size)
     finally:
@@ -416,8 +413,8 @@ def _flush_temps(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
                 failures.update(_fsync_each(group))
     else:
         failures.update(_fsync_each(with_data))
-        if _F_FULLFSYNC is not None:
-            # macOS fsync() stops at the drive's cache; one F_FULLFSYNC per device flushes that cache,
+        if sys.platform == "darwin":
+            # macOS fsync() stops at the drive's cache; one full flush per device flushes that cache,
             # with every temp fsynced above in it, before any rename.
             seen: set[int] = set()
             for index, item in with_data.items():
@@ -426,7 +423,7 @@ def _flush_temps(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
                 if index not in failures and device not in seen:
                     seen.add(device)
                     try:
-                        _full_fsync(item.fd)
+                        fs.flush(item.fd)
                     except OSError as exc:
                         failures[index] = _target_failure(exc, item.request.target)
     for item in with_data.values():
@@ -452,21 +449,12 @@ def _fsync_each(items: dict[int, _Staged]) -> dict[int, CopyOutcome]:
 def _flush_folders(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
     """Make the renames durable: each target folder flushed once, whatever the number of files."""
     failures: dict[int, CopyOutcome] = {}
-    if sys.platform == "win32":
-        return failures  # a folder cannot be opened for flushing there; NTFS journals the rename
     folders: dict[str, list[int]] = {}
     for index, item in staged.items():
         folders.setdefault(item.folder, []).append(index)
     for folder, indices in folders.items():
         try:
-            fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-            try:
-                if _F_FULLFSYNC is not None:
-                    _full_fsync(fd)
-                else:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            fs.flush_folder(folder)
         except OSError as exc:
             for index in indices:
                 failures[index] = _target_failure(exc, staged[index].request.target)
@@ -492,7 +480,7 @@ def _syncfs(folder: str) -> bool:
     """syncfs(2) of the filesystem holding `folder`; False when it reports an error."""
     libc = _libc_handle()
     try:
-        fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        fd = os.open(folder, os.O_RDONLY | fs.O_DIRECTORY | _O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -501,17 +489,9 @@ def _syncfs(folder: str) -> bool:
         os.close(fd)
 
 
-def _full_fsync(fd: int) -> None:
-    assert _F_FULLFSYNC is not None
-    try:
-        fcntl.fcntl(fd, _F_FULLFSYNC)
-    except OSError:
-        os.fsync(fd)  # the filesystem has no F_FULLFSYNC (e.g. some network shares)
-
-
 def _discard(item: _Staged) -> None:
     _close_quietly(item)
-    _remove_quietly(item.temp)
+    fs.remove_quietly(item.temp)
 
 
 def _close_quietly(item: _Staged) -> None:
@@ -520,15 +500,6 @@ def _close_quietly(item: _Staged) -> None:
             os.close(item.fd)
         finally:
             item.fd = None
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        pass  # a leftover `.aus-tmp` is hidden from scans and swept on the next import
 
 
 def _disk_full(target: str) -> CopyOutcome:
@@ -650,10 +621,8 @@ def _read_once(request: StageRequest) -> tuple[_Staged, str]:
     try:
         try:
             os.makedirs(os.path.dirname(request.staged), exist_ok=True)
-            _remove_quietly(request.staged)  # a leftover of an interrupted attempt
-            dst = os.open(
-                request.staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666
-            )
+            fs.remove_quietly(request.staged)  # a leftover of an interrupted attempt
+            dst = os.open(request.staged, fs.NEW_FILE_FLAGS, 0o666)
         except OSError as exc:
             raise _Failed(_target_failure(exc, request.staged)) from exc
         item = _Staged(as_copy, request.staged, dst, "copy", 0)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from sidecar import fs
 from sidecar.db.connection import Database
 from sidecar.jobs.planning import ImportJobs
-from sidecar.pipeline import ending as ending_module
 from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.orchestrator import ImportOrchestrator, ImportRequest
 from sidecar.pipeline.outcome import ImportOutcome, ProgressSnapshot
@@ -37,14 +37,14 @@ async def test_an_import_is_marked_completed_only_once_its_leftovers_are_removed
     db = await Database.open(db_path)
     location = add_location(db_path)
     status_at_cleanup: list[str] = []
-    sweep = ending_module.sweep_temp_files
+    sweep = fs.sweep_temps
 
     def sweep_noting_the_status(folders: Any) -> int:
         [(status,)] = rows(db_path, "SELECT status FROM import_sessions")
         status_at_cleanup.append(status)
         return sweep(folders)
 
-    monkeypatch.setattr(ending_module, "sweep_temp_files", sweep_noting_the_status)
+    monkeypatch.setattr(fs, "sweep_temps", sweep_noting_the_status)
     pool = BytePool(1)
     imports = ImportOrchestrator(db, pool, Events(), ImportJobs(), archive_override=archive)
     runner = asyncio.create_task(imports.run(), name="imports")

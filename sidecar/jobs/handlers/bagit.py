@@ -42,7 +42,6 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 import stat
 import sys
 import threading
@@ -55,7 +54,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sidecar import __version__
+from sidecar import __version__, fs
 from sidecar.archive.layout import contained, location_folder, media_folder
 from sidecar.archive.media import MediaType
 from sidecar.archive.tables import MEDIA_TABLES
@@ -64,7 +63,7 @@ from sidecar.jobs.handlers import JobContext
 from sidecar.timestamps import now_iso
 
 if sys.platform != "win32":
-    import fcntl
+    pass
 
 BAG_FOLDER = "_archive"
 BAGIT_TXT = "bagit.txt"
@@ -72,8 +71,6 @@ BAG_INFO = "bag-info.txt"
 MANIFEST = "manifest-sha256.txt"
 TAGMANIFEST = "tagmanifest-sha256.txt"
 BAGIT_DECLARATION = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
-# The copier's temp-file suffix: one name for every half-written file in the archive.
-TEMP_SUFFIX = ".aus-tmp"
 CHUNK_BYTES = 1 << 20  # the stop flag is checked between chunks, so a huge file stops quickly
 PROGRESS_INTERVAL_S = 0.5
 ERROR_NAMES_MAX = 5  # files named in bag_last_error; the count is always exact
@@ -87,7 +84,6 @@ _O_BINARY: int = getattr(os, "O_BINARY", 0)
 _O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted in the archive cannot block a read
 _O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
-_F_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if sys.platform == "darwin" else None
 
 # A location's media rows, paged by rowid (its locid index is ordered by rowid): no read holds the
 # shared reader long, and no list of database rows for a 100 000-file location is ever built.
@@ -278,7 +274,7 @@ def update_bag(
     megabytes, not a table of paths and checksums."""
     stop = stop or threading.Event()
     bag = request.bag_folder
-    _sweep_temps(bag)
+    fs.sweep_temps([bag])
     layout = _Layout(request.location_folder, bag)
     entries, outside = layout.entries(request.row_paths, request.sidecar_paths)
     sizes = array("q")
@@ -320,7 +316,9 @@ def update_bag(
             yield line
 
     bag.mkdir(parents=True, exist_ok=True)
-    staged = stage_file(bag, MANIFEST, lines())
+    with fs.staged(bag / MANIFEST) as (out, staged):
+        for line in lines():
+            out.write(line)
     manifest_changed = written.sha256.digest() != old.sha256
     if missing or not manifest_changed:
         os.unlink(staged)
@@ -341,11 +339,11 @@ def update_bag(
 
     published: list[str] = []
     if manifest_changed:  # the manifest first, the tagmanifest last
-        publish_file(bag, staged, MANIFEST)
+        fs.publish(staged, bag / MANIFEST)
         published.append(MANIFEST)
     for name in (BAGIT_TXT, BAG_INFO, TAGMANIFEST):
         if _read_text(bag / name) != tags[name]:
-            replace_file(bag, name, tags[name].encode())
+            fs.write_atomically(bag / name, [tags[name].encode()])
             published.append(name)
     return BagReport(
         BagStatus.INCOMPLETE if outside else BagStatus.VALID,
@@ -629,67 +627,3 @@ def _read_text(path: Path) -> str | None:
         return path.read_bytes().decode("utf-8", "replace")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-
-
-# -- durable writes -------------------------------------------------------------------------------
-
-
-def stage_file(folder: Path, name: str, chunks: Iterable[bytes]) -> Path:
-    """Write `chunks` to a new temp file beside `name`, flushed to disk; returns its path. The temp
-    file is removed if writing fails (`chunks` raising included)."""
-    temp = folder / f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666)
-    try:
-        with open(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-            out.flush()
-            _flush(out.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    return temp
-
-
-def publish_file(folder: Path, temp: Path, name: str) -> None:
-    """Rename a staged temp file into place, then flush the folder so the rename lasts."""
-    os.replace(temp, folder / name)
-    _flush_folder(folder)
-
-
-def replace_file(folder: Path, name: str, data: bytes) -> None:
-    """Write `folder/name` atomically: a temp file beside it, flushed, renamed, the folder flushed."""
-    publish_file(folder, stage_file(folder, name, [data]), name)
-
-
-def _flush(fd: int) -> None:
-    if _F_FULLFSYNC is not None:  # macOS: fsync alone leaves the data in the drive's cache
-        try:
-            fcntl.fcntl(fd, _F_FULLFSYNC)
-            return
-        except OSError:
-            pass
-    os.fsync(fd)
-
-
-def _flush_folder(folder: Path) -> None:
-    if sys.platform == "win32":
-        return  # a folder cannot be opened for flushing there; NTFS journals the rename
-    fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    try:
-        _flush(fd)
-    finally:
-        os.close(fd)
-
-
-def _sweep_temps(folder: Path) -> None:
-    """Remove temp files a killed run left (one job per location at a time: none is in use)."""
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)

@@ -5,21 +5,20 @@ it decodes, resizes and encodes); the event loop only waits. Nothing here knows 
 """
 
 import asyncio
-import contextlib
 import io
 import os
 import re
-import secrets
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import orjson
 from PIL import Image
 
+from sidecar import fs
 from sidecar.archive.media import JPEG_EXTENSIONS, RAW_EXTENSIONS, MediaType, extension_of
 from sidecar.archive.tables import MediaTable, media_table
 from sidecar.jobs.exiftool import ExifToolPool
@@ -33,12 +32,6 @@ log = get_logger(__name__)
 SM, LG, PREVIEW = 400, 800, 1920
 QUALITY = {SM: 85, LG: 85, PREVIEW: 90}
 THUMBNAIL_FOLDER = ".thumbnails"
-# Temp files are `.tmp-<hash>_<size>-<pid>-<random>.jpg`, next to their final name so the rename is
-# atomic. A killed run's leftovers are removed by the next run for the same hash.
-TEMP_PREFIX = ".tmp-"
-# A temp file of this process is left alone (a timed-out attempt's thread may still be writing it)
-# unless it is this old, in case a previous process had the same pid.
-STALE_TEMP_S = 3600.0
 # Embedded RAW previews in exiftool's names; the largest present is tried first, then this order.
 PREVIEW_TAGS = ("PreviewImage", "JpgFromRaw", "OtherImage", "ThumbnailImage")
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -132,7 +125,7 @@ def thumbnail_handler(exiftool: ExifToolPool) -> JobHandler:
         paths = thumbnail_paths(job.archive_root, hash_)
         await asyncio.to_thread(render, source, paths, hash_)
         if not await _record(job, table, hash_, paths, source.kind):
-            await asyncio.to_thread(_remove_files, paths.values())
+            await asyncio.to_thread(fs.remove_files, paths.values())
             return {"paths": None, "skipped": f"{table.table} row for {hash_} removed meanwhile"}
         event_paths = {"sm": paths[SM], "lg": paths[LG], "preview": paths[PREVIEW]}
         job.events.emit(
@@ -301,10 +294,15 @@ def render(source: Source, paths: Mapping[int, str], hash_: str) -> None:
     images = _decode_sizes(source)
     folder = os.path.dirname(paths[PREVIEW])
     os.makedirs(folder, exist_ok=True)
-    _remove_stale_temps(folder, hash_)
-    for size, (image, icc) in images.items():
-        _write_jpeg(image, paths[size], QUALITY[size], icc, f"{TEMP_PREFIX}{hash_}_{size}")
-    _sync_folder(folder)
+    fs.sweep_temps([folder], of=f"{hash_}_")  # a killed run's (one job per hash runs at a time)
+    moves: list[tuple[str | Path, str | Path]] = []
+    try:
+        for size, (image, icc) in images.items():
+            moves.append((_staged_jpeg(image, paths[size], QUALITY[size], icc), paths[size]))
+    except BaseException:
+        fs.remove_files(temp for temp, _ in moves)
+        raise
+    fs.publish_all(moves)
 
 
 def target_size(width: int, height: int, short_edge: int) -> tuple[int, int]:
@@ -380,54 +378,11 @@ def _derive(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize(size, DERIVED_RESAMPLE, reducing_gap=DERIVED_REDUCING_GAP)
 
 
-def _write_jpeg(image: Image.Image, final: str, quality: int, icc: bytes | None, temp_stem: str) -> None:
-    """Write to a temp name in the same folder, flush to disk, rename over `final`."""
-    folder = os.path.dirname(final)
-    temp = os.path.join(folder, f"{temp_stem}-{os.getpid()}-{secrets.token_hex(4)}.jpg")
-    # os.open with 0o666 (not mkstemp's 0o600): the file gets the umask's permissions like any other.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with open(fd, "wb") as out:
-            options: dict[str, Any] = {"quality": quality}
-            if icc:
-                options["icc_profile"] = icc
-            image.save(out, "JPEG", **options)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def _remove_stale_temps(folder: str, hash_: str) -> None:
-    """Temp files a killed run left for this hash (another process's, or very old)."""
-    prefix = f"{TEMP_PREFIX}{hash_}_"
-    now = time.time()
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not entry.name.startswith(prefix):
-                continue
-            parts = entry.name[len(prefix) :].split("-")
-            ours = len(parts) == 3 and parts[1] == str(os.getpid())
-            with contextlib.suppress(OSError):
-                if not ours or now - entry.stat().st_mtime > STALE_TEMP_S:
-                    os.unlink(entry.path)
-
-
-def _sync_folder(folder: str) -> None:
-    """Make the renames durable (POSIX; Windows cannot open a folder for fsync)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_files(paths: Iterable[str]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+def _staged_jpeg(image: Image.Image, final: str, quality: int, icc: bytes | None) -> str:
+    """Write a temp file beside `final`, flushed; returns its path."""
+    with fs.staged(final) as (out, temp):
+        options: dict[str, Any] = {"quality": quality}
+        if icc:
+            options["icc_profile"] = icc
+        image.save(out, "JPEG", **options)
+    return temp

@@ -10,9 +10,9 @@ truncated outputs of crashed runs). A failed transcode fails the job.
 import asyncio
 import contextlib
 import os
-import secrets
 from typing import Any
 
+from sidecar import fs
 from sidecar.jobs.handlers import JobContext
 from sidecar.jobs.handlers.ffprobe import archived_video
 from sidecar.jobs.process import require, run_tool
@@ -53,11 +53,6 @@ def proxy_path(original: str, vidhash: str) -> str:
     return os.path.join(os.path.dirname(original), f".{vidhash}.proxy.mp4")
 
 
-def temp_prefix(vidhash: str) -> str:
-    """Temp outputs are `.<hash>.proxy.<random>.tmp.mp4` in the original's folder."""
-    return f".{vidhash}.proxy."
-
-
 async def video_proxy(job: JobContext) -> dict[str, Any]:
     ffmpeg = require(job.tools.ffmpeg, "ffmpeg")
     ffprobe = require(job.tools.ffprobe, "ffprobe")
@@ -80,8 +75,9 @@ async def video_proxy(job: JobContext) -> dict[str, Any]:
     source = video_facts(await probe(ffprobe, video.path), video.path)
     width, height = proxy_size(source)
     folder = os.path.dirname(video.path)
-    await asyncio.to_thread(remove_temps, folder, video.hash)
-    temp = os.path.join(folder, f"{temp_prefix(video.hash)}{secrets.token_hex(6)}.tmp.mp4")
+    # A killed run's output (one job per hash runs at a time).
+    await asyncio.to_thread(fs.sweep_temps, [folder], os.path.basename(final))
+    temp = fs.temp_path(final)
     try:
         await run_tool(
             ffmpeg,
@@ -216,17 +212,6 @@ class TranscodeProgress:
             self._job.progress(round(percent, 1), "transcoding")
 
 
-def remove_temps(folder: str, vidhash: str) -> None:
-    """Temp outputs of this hash left by a killed or crashed run (a live one has no other owner:
-    one job per hash runs at a time)."""
-    prefix = temp_prefix(vidhash)
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(prefix) and entry.name.endswith(".tmp.mp4"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-
-
 def _ready(job: JobContext, vidhash: str, path: str) -> None:
     job.events.emit("asset:proxy-ready", {"hash": vidhash, "proxyPath": path})
 
@@ -243,20 +228,9 @@ def _intact(row: dict[str, Any], final: str) -> bool:
 
 
 def _commit(temp: str, final: str) -> int:
-    """fsync the finished temp file, rename it over the final name, fsync the folder; its size."""
-    fd = os.open(temp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        size = os.fstat(fd).st_size
-    finally:
-        os.close(fd)
-    os.replace(temp, final)
-    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
-        folder = os.open(os.path.dirname(final), os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    """ffmpeg's finished output flushed and renamed over the final name; its size."""
+    size = fs.flush_path(temp)
+    fs.publish(temp, final)
     return size
 
 

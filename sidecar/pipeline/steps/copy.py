@@ -13,11 +13,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sidecar import fs
 from sidecar.archive.layout import UnsafeLocation, archive_name, contained, media_folder
 from sidecar.archive.media import MediaType
 from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
-from sidecar.pipeline.leftovers import remove_files
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import byte_work, count, enter, failed
@@ -68,12 +68,12 @@ async def _record(ctx: RunContext, conn: Any, _: list[JournalFile], copied: Copi
 
 async def _recorded(ctx: RunContext, page: list[JournalFile], copied: Copied) -> None:
     if ctx.read_once:
-        await asyncio.to_thread(remove_files, [ctx.staged(f) for f in page])
+        await asyncio.to_thread(fs.remove_files, [ctx.staged(f) for f in page])
     if copied.archive_moved:
         # On the disk under the archive's mount point, not in the archive: removed, and the files
         # stay hashed for the resume.
         ctx.state.must_stop(ctx.archive.lost_reason)
-        await asyncio.to_thread(remove_files, copied.made)
+        await asyncio.to_thread(fs.remove_files, copied.made)
         return
     count(ctx, copied.updates)
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from sidecar import fs
 from sidecar.archive.media import MediaType
 from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
-from sidecar.pipeline.leftovers import remove_files
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import byte_work, count, enter, failed
@@ -84,7 +84,7 @@ async def _recorded(ctx: RunContext, page: list[JournalFile], updates: list[File
     count(ctx, updates)
     if ctx.read_once:  # staged copies of files that will not be copied are not needed
         dropped = {u.file_id for u in updates if u.state is not FileState.HASHED}
-        await asyncio.to_thread(remove_files, [ctx.staged(f) for f in page if f.file_id in dropped])
+        await asyncio.to_thread(fs.remove_files, [ctx.staged(f) for f in page if f.file_id in dropped])
 
 
 def _hash_failure(_: object, message: str) -> HashOutcome:
