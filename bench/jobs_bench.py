@@ -28,11 +28,11 @@ from bench.common import percentile, say
 from bench.import_bench import close_sidecar, open_sidecar
 from sidecar.config import ToolPaths
 from sidecar.db.connection import Database
-from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers.exiftool import exiftool_handler
 from sidecar.jobs.scheduler import CONCURRENCY
 from sidecar.jobs.store import Queue
-from sidecar.tools import discover
+from sidecar.tools.discovery import discover
+from sidecar.tools.exiftool import ExifToolPool
 from tests.e2e.archive_checks import add_location
 from tests.jobs.media_rows import add_media_row
 

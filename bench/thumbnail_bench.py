@@ -29,12 +29,12 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from bench.common import say, ticker
 from sidecar.db.connection import Database
-from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobContext, thumbnail
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
-from sidecar.tools import Toolset
+from sidecar.tools.discovery import Toolset
+from sidecar.tools.exiftool import ExifToolPool
 from tests.e2e.archive_checks import add_location
 from tests.jobs.media_rows import add_media_row
 

@@ -19,7 +19,6 @@ from sidecar.config import Config
 from sidecar.db import settings
 from sidecar.db.connection import Database
 from sidecar.errors import ShuttingDown, SidecarError
-from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobHandler
 from sidecar.jobs.handlers.bagit import bagit
 from sidecar.jobs.handlers.exiftool import exiftool_handler
@@ -41,7 +40,8 @@ from sidecar.rpc.contract import Contract
 from sidecar.rpc.dispatcher import Dispatcher, Handler
 from sidecar.rpc.server import JsonRpcServer
 from sidecar.rpc.stdio import ProtocolStreams
-from sidecar.tools import Toolset, discover
+from sidecar.tools.discovery import Toolset, discover
+from sidecar.tools.exiftool import ExifToolPool
 
 # Total budget from "stop" to exit is 10 s (SPEC §3.2).
 # The orchestrator stops the running import first (up to ~5 s); requests then get what is left.

@@ -10,7 +10,7 @@ from sidecar.config import Config
 from sidecar.db import settings
 from sidecar.db.connection import Database
 from sidecar.rpc.dispatcher import Handler
-from sidecar.tools import Tool, Toolset
+from sidecar.tools.discovery import Tool, Toolset
 
 
 def _tool(tool: Tool | None) -> dict[str, str] | None:

@@ -17,7 +17,7 @@ from sidecar.jobs.handlers import JobContext, JobEvents, JobHandler
 from sidecar.jobs.store import WAITS_FOR_IDLE, ClaimedJob, DeadLetterEntry, JobStore, Queue
 from sidecar.log import get_logger
 from sidecar.timestamps import now_iso
-from sidecar.tools import Toolset
+from sidecar.tools.discovery import Toolset
 
 CONCURRENCY: dict[Queue, int] = {
     Queue.EXIFTOOL: 2,

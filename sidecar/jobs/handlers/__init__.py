@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from sidecar.db.connection import Database
 from sidecar.jobs.store import Queue
-from sidecar.tools import Toolset
+from sidecar.tools.discovery import Toolset
 
 
 class JobEvents(Protocol):

@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.timestamps import iso
+from sidecar.tools.exiftool import ExifToolPool
 
 # The first tag present wins.
 _DATE_TAGS = (

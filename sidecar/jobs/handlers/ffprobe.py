@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 
 from sidecar.jobs.handlers import JobContext
-from sidecar.jobs.process import require
-from sidecar.jobs.video_probe import probe, video_facts
+from sidecar.tools.ffprobe import probe, video_facts
+from sidecar.tools.process import require
 
 # A probe larger than this (hundreds of streams, huge tags) is stored as a subset, see _meta_json.
 MAX_META_BYTES = 256 * 1024

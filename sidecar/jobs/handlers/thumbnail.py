@@ -21,10 +21,10 @@ from PIL import Image
 from sidecar import fs
 from sidecar.archive.media import JPEG_EXTENSIONS, RAW_EXTENSIONS, MediaType, extension_of
 from sidecar.archive.tables import MediaTable, media_table
-from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobContext, JobHandler
-from sidecar.jobs.process import require, run_tool
 from sidecar.log import get_logger
+from sidecar.tools.exiftool import ExifToolPool
+from sidecar.tools.process import require, run_tool
 
 log = get_logger(__name__)
 

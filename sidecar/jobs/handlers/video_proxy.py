@@ -15,9 +15,9 @@ from typing import Any
 from sidecar import fs
 from sidecar.jobs.handlers import JobContext
 from sidecar.jobs.handlers.ffprobe import archived_video
-from sidecar.jobs.process import require, run_tool
-from sidecar.jobs.video_probe import VideoFacts, probe, video_facts
 from sidecar.timestamps import now_iso
+from sidecar.tools.ffprobe import VideoFacts, probe, video_facts
+from sidecar.tools.process import require, run_tool
 
 PROXY_VERSION = 1
 LONG_SIDE = 720

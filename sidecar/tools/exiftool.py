@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from sidecar.jobs.process import ToolFailed, killed_by, require
-from sidecar.tools import Tool, child_env, tied_to_sidecar
+from sidecar.tools.discovery import Tool, child_env, tied_to_sidecar
+from sidecar.tools.process import ToolFailed, killed_by, require
 
 # Flat tags, numeric values (signed decimal GPS, numeric orientation), names as exiftool spells them.
 READ_TAGS_ARGS = ("-json", "-n", "-charset", "filename=utf8")

@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sidecar.tools import Tool, child_env, tied_to_sidecar
+from sidecar.tools.discovery import Tool, child_env, tied_to_sidecar
 
 # Niceness of background transcodes (0 normal … 19 lowest).
 BACKGROUND_NICENESS = 10

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from sidecar.jobs.process import run_tool
 from sidecar.timestamps import iso
-from sidecar.tools import Tool
+from sidecar.tools.discovery import Tool
+from sidecar.tools.process import run_tool
 
 PROBE_ARGS = ("-v", "error", "-print_format", "json", "-show_format", "-show_streams")
 # Transfer functions of HDR video (PQ, HLG): a proxy needs tone mapping to look right in SDR.
