@@ -92,8 +92,7 @@ async def test_imports_run_one_at_a_time_in_order_and_a_queued_one_can_be_cancel
     )
     async with asyncio.timeout(30):
         while len((status := await client.request("import:v2:status"))["queued"]) < 2:
-            frames = len(client.frames)
-            await client.wait_for(lambda n=frames: len(client.frames) > n)  # the next progress event
+            await client.another_frame()  # the next progress event
     assert status["sessionId"] == running["sessionId"] and status["status"] in ("hashing", "copying")
     second_id, third_id = status["queued"]
     [(queued_status,)] = rows(

@@ -22,7 +22,8 @@ async def test_ready_is_sent_once_first(sidecar: SidecarProcess):
     assert sidecar.of("sidecar:ready") == [
         {"version": __version__, "protocolVersion": PROTOCOL_VERSION, "pid": sidecar.process.pid}
     ]
-    assert sidecar.frames[0]["method"] == "sidecar:ready"
+    first = sidecar.frames[0]
+    assert isinstance(first, dict) and first["method"] == "sidecar:ready"
 
 
 async def test_info_describes_the_process_and_finds_the_tools(

@@ -299,8 +299,8 @@ async def stop_and_resume(
     assert resumed.counts == expected.counts
     assert_same_files(resumed, expected)
     assert resumed.jobs == expected.jobs, "jobs queued twice or lost"
-    again = [p.name for p, key in copied_before_stop.items() if stat_key(p) != key]
-    assert again == [], f"copied again after the stop: {again}"
+    recopied = [p.name for p, key in copied_before_stop.items() if stat_key(p) != key]
+    assert recopied == [], f"copied again after the stop: {recopied}"
     assert_archive_invariant(paths.db, archive)
     assert_nothing_left_over(archive)
     assert rows(paths.db, "SELECT count(*) FROM imports") == [(1,)]

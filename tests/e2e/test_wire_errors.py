@@ -1,5 +1,7 @@
 """Bad input on the wire: each gets its standard error and the process keeps serving."""
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -11,7 +13,7 @@ async def _still_serving(sidecar: SidecarProcess) -> None:
     assert (await sidecar.request("sidecar:info"))["pid"] == sidecar.process.pid
 
 
-def _null_id_errors(sidecar: SidecarProcess, code: int) -> list[dict]:
+def _null_id_errors(sidecar: SidecarProcess, code: int) -> list[dict[str, Any]]:
     return [
         f
         for f in sidecar.frames
@@ -116,5 +118,8 @@ async def test_a_batch_answers_every_request(sidecar: SidecarProcess):
 async def test_duplicate_ids_are_each_answered(sidecar: SidecarProcess):
     line = orjson.dumps({"jsonrpc": "2.0", "method": "sidecar:info", "id": 99})
     await sidecar.send_line(line + b"\n" + line)
-    answers = lambda: [f for f in sidecar.frames if isinstance(f, dict) and f.get("id") == 99]  # noqa: E731
+
+    def answers() -> list[dict[str, Any]]:
+        return [f for f in sidecar.frames if isinstance(f, dict) and f.get("id") == 99]
+
     await sidecar.wait_for(lambda: len(answers()) == 2)

@@ -131,6 +131,11 @@ def marked(token: str) -> list[Proc]:
     return found
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def survivors(token: str, timeout: float) -> list[Proc]:
     """Waits up to `timeout` for every marked process to exit (on pidfds, readable when the process
     ends); returns those still running."""
@@ -144,7 +149,7 @@ async def survivors(token: str, timeout: float) -> list[Proc]:
             continue
         fds.append(fd)
         gone: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, lambda f=gone: f.done() or f.set_result(None))
+        loop.add_reader(fd, _resolve, gone)
         waits.append(gone)
     try:
         async with asyncio.timeout(timeout):

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from sidecar.archive.media import MediaType
 from sidecar.db.connection import Database
 from sidecar.pipeline import failpoints
-from sidecar.pipeline.journal import JournalFile
+from sidecar.pipeline.journal import FileState, JournalFile
 from sidecar.pipeline.pages import Page, PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.stop import Cancelled, Interrupted, StopSignal
@@ -64,9 +65,8 @@ class Recorder:
 
 
 def _file(n: int) -> JournalFile:
-    return JournalFile(
-        n, f"/src/{n}", 1, None, "", None, None, None, None, None, None, None, None, None, None, None
-    )  # type: ignore[arg-type]
+    # Scanned, with no hash, target, parent or partners yet.
+    return JournalFile(n, f"/src/{n}", 1, MediaType.IMAGE, "", FileState.SCANNED, *[None] * 10)
 
 
 @pytest.fixture

@@ -149,6 +149,11 @@ class SidecarProcess:
     def of(self, method: str) -> list[Any]:
         return [params for m, params in self.notifications if m == method]
 
+    async def another_frame(self, timeout: float = 30) -> None:
+        """Wait until the sidecar writes one more frame than it has so far."""
+        seen = len(self.frames)
+        await self.wait_for(lambda: len(self.frames) > seen, timeout)
+
     async def next_frame_matching(self, predicate: Callable[[Any], bool], timeout: float = 30) -> Any:
         def found() -> Any:
             return next((f for f in self.frames if predicate(f)), None)
@@ -183,7 +188,8 @@ class SidecarProcess:
             SEEN_NOTIFICATIONS.add(method)
             self.notifications.append((method, params))
             return
-        pending = self._pending.pop(message.get("id"), None)
+        request_id = message.get("id")
+        pending = None if request_id is None else self._pending.pop(request_id, None)
         if pending is None:
             return  # a reply to a raw line the test sent itself; it reads self.frames
         method, future = pending
@@ -208,7 +214,8 @@ class SidecarProcess:
         def found() -> dict[str, Any] | None:
             return next((r for r in self.stderr_json() if r.get("action") == action), None)
 
-        return await self.wait_for(found, timeout)
+        record: dict[str, Any] = await self.wait_for(found, timeout)
+        return record
 
     def stderr_json(self) -> list[dict[str, Any]]:
         """stderr lines that are the sidecar's JSON log records."""
@@ -261,6 +268,5 @@ async def jobs_settled(client: SidecarProcess, timeout: float = SETTLE_BOUND_S) 
             status: dict[str, Any] = await client.request("jobs:status")
             if not any(counts[s] for counts in status.values() for s in UNFINISHED):
                 return status
-            seen = len(client.frames)
             with contextlib.suppress(TimeoutError):
-                await client.wait_for(lambda seen=seen: len(client.frames) > seen, timeout=0.25)
+                await client.another_frame(timeout=0.25)

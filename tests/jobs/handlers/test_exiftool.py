@@ -4,6 +4,7 @@ real files written by exiftool and ffmpeg, over a real SQLite file."""
 import asyncio
 import dataclasses
 import sqlite3
+from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tests.support.media import make_jpeg, make_video
 
 
 @pytest.fixture
-async def pool() -> ExifToolPool:
+async def pool() -> AsyncIterator[ExifToolPool]:
     exiftool = ExifToolPool(2)
     yield exiftool
     await exiftool.close()
@@ -32,7 +33,7 @@ async def pool() -> ExifToolPool:
 def _row(db_path: Path, sql: str, params: tuple[object, ...]) -> sqlite3.Row:
     with closing(sqlite3.connect(db_path)) as db:
         db.row_factory = sqlite3.Row
-        row = db.execute(sql, params).fetchone()
+        row: sqlite3.Row | None = db.execute(sql, params).fetchone()
     assert row is not None
     return row
 
@@ -59,6 +60,7 @@ async def test_an_image_gets_its_tags_and_every_typed_column(
     job = make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
 
     result = await exiftool_handler(pool)(job)
+    assert result is not None
 
     row = _row(db_path, "SELECT * FROM imgs WHERE imghash = ?", (digest,))
     assert (row["meta_width"], row["meta_height"]) == (1200, 900)

@@ -129,6 +129,7 @@ async def test_exif_orientation_6_gives_portrait_thumbnails_the_right_way_up(
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
 
     result = await thumbnail_handler(pool)(job)
+    assert result is not None
 
     paths = result["paths"]
     assert _sizes(paths) == {"sm": (400, 600), "lg": (800, 1200), "preview": (1920, 2880)}
@@ -185,6 +186,7 @@ async def test_a_small_source_is_never_upscaled(
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
 
     result = await thumbnail_handler(pool)(job)
+    assert result is not None
 
     assert _sizes(result["paths"]) == expected
 
@@ -210,6 +212,7 @@ async def test_a_rerun_overwrites_in_place_and_removes_a_killed_runs_temp_files(
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
     handler = thumbnail_handler(pool)
     first = await handler(job)
+    assert first is not None
     folder = Path(first["paths"]["sm"]).parent
     inodes = {name: os.stat(path).st_ino for name, path in first["paths"].items()}
     # What a run killed mid-write (another process) leaves, and a temp file of another hash.
@@ -219,6 +222,7 @@ async def test_a_rerun_overwrites_in_place_and_removes_a_killed_runs_temp_files(
     other.write_bytes(b"not ours to remove")
 
     second = await handler(job)
+    assert second is not None
 
     assert second == first
     assert _sizes(second["paths"]) == {"sm": (600, 400), "lg": (1200, 800), "preview": (2400, 1600)}
@@ -352,6 +356,7 @@ async def test_a_raw_uses_its_largest_embedded_preview_turned_by_the_raws_orient
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
 
     result = await thumbnail_handler(pool)(job)
+    assert result is not None
 
     assert result["source"] == "embedded-preview"
     assert _sizes(result["paths"]) == {"sm": (400, 600), "lg": (800, 1200), "preview": (1000, 1500)}
@@ -372,6 +377,7 @@ async def test_a_raw_prefers_its_paired_jpeg(
     payload = {"hash": digest, "mediaType": "image", "archivePath": str(raw), "pairedHash": jpeg_hash}
 
     result = await thumbnail_handler(pool)(make_context(Queue.THUMBNAIL, payload))
+    assert result is not None
 
     assert result["source"] == "paired-jpeg"
     assert _sizes(result["paths"]) == {"sm": (600, 400), "lg": (1200, 800), "preview": (2400, 1600)}
@@ -440,6 +446,7 @@ async def test_a_video_gets_a_poster_frame_shown_as_it_plays(
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "video", "archivePath": str(video)})
 
     result = await thumbnail_handler(pool)(job)
+    assert result is not None
 
     assert result["source"] == "poster-frame"
     assert _sizes(result["paths"]) == expected

@@ -55,4 +55,5 @@ async def test_stopped_at_any_page_commit_then_resumed_it_validates_as_an_uninte
 
 async def _target_of(harness: Harness, name: str) -> str:
     rows = await harness.db.fetch_all("SELECT source, target FROM aus_import_files WHERE target IS NOT NULL")
-    return next(target for source, target in rows if bytes(source).decode().endswith(name))
+    target: str = next(target for source, target in rows if bytes(source).decode().endswith(name))
+    return target
