@@ -13,7 +13,7 @@ from typing import Any
 
 from sidecar import PROTOCOL_VERSION, __version__
 from sidecar.api.imports import ImportApi, ImportNotifier
-from sidecar.api.jobs import JobsApi
+from sidecar.api.jobs import JobNotifier, JobsApi
 from sidecar.api.sidecar import SidecarApi
 from sidecar.config import Config
 from sidecar.db import settings
@@ -104,7 +104,7 @@ class Sidecar:
                     job_handlers(exiftool),
                     tools=tools,
                     archive_root=self._archive_root(db),
-                    events=server,
+                    events=JobNotifier(server),
                 )
                 imports = ImportOrchestrator(
                     db,

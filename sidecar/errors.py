@@ -7,6 +7,11 @@ Codes are >= 1000, outside JSON-RPC's reserved range.
 from typing import Any, ClassVar
 
 
+class PermanentFailure(Exception):
+    """A failure another try cannot change (a tool that is not installed, a file that is not a
+    video): a job failing with it goes dead at once. Any other exception is worth retrying."""
+
+
 class SidecarError(Exception):
     """Sidecar error."""
 

@@ -48,7 +48,7 @@ def test_the_check_catches_a_wrong_way_import(tmp_path: Path) -> None:
     for package, source in {
         "db": "from sidecar.pipeline.journal import Journal\n",
         "jobs": "import sidecar.pipeline.run\n",
-        "pipeline": "from sidecar.api.imports import ImportApi\nfrom sidecar.archive.media import MediaType\n",
+        "pipeline": "from sidecar.api.imports import ImportApi\nfrom sidecar.archive import media\n",
         "archive": "from sidecar.db.locations import Location\n",
     }.items():
         (root / package).mkdir(parents=True)

@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from sidecar.jobs.handlers import JobContext, JobEvents, JobHandler
+from sidecar.errors import PermanentFailure
+from sidecar.jobs.events import JobEvents
+from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.store import WAITS_FOR_IDLE, ClaimedJob, DeadLetterEntry, JobStore, Queue
 from sidecar.log import get_logger
 from sidecar.timestamps import now_iso
@@ -201,8 +203,7 @@ class JobScheduler:
             error = f"timed out after {timeout_s:g} s" if deadline.expired() else "TimeoutError"
         except Exception as exc:
             error = str(exc) or type(exc).__name__
-            # A handler may mark an error that another try cannot fix (e.g. a missing tool).
-            retryable = bool(getattr(exc, "retryable", True))
+            retryable = not isinstance(exc, PermanentFailure)
         # The end of a job that ran is always written, even when shutdown cancels us meanwhile.
         end = asyncio.create_task(
             self._record_end(job, result, error, retryable, started), name=f"job-{job.job_id}-end"
@@ -267,7 +268,7 @@ class JobScheduler:
             self._emit_dead(entry)
 
     def _emit_dead(self, entry: DeadLetterEntry) -> None:
-        self._events.emit("jobs:deadLetter", entry.to_wire())
+        self._events.dead_letter(entry)
 
 
 def _fields(job: ClaimedJob, started: float) -> dict[str, Any]:

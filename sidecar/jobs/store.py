@@ -199,13 +199,6 @@ def parse_payload(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"raw": value}
 
 
-def _wire_time(value: str | None) -> str:
-    """ISO with ms and `Z`; the SQL default `YYYY-MM-DD HH:MM:SS` (never written by the app's code) too."""
-    if value and len(value) == 19 and value[10] == " ":
-        return value.replace(" ", "T") + ".000Z"
-    return value or "1970-01-01T00:00:00.000Z"
-
-
 def _parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -235,20 +228,6 @@ class DeadLetterEntry:
     attempts: int | None
     failed_at: str
     acknowledged: bool
-
-    def to_wire(self) -> dict[str, Any]:
-        """The protocol's DeadLetterEntry (`jobId` and `originalJobId` are the same id)."""
-        return {
-            "id": self.id,
-            "jobId": self.job_id,
-            "originalJobId": self.job_id,
-            "queue": self.queue.value,
-            "payload": self.payload,
-            "error": self.error,
-            "attempts": self.attempts,
-            "failedAt": _wire_time(self.failed_at),
-            "acknowledged": self.acknowledged,
-        }
 
 
 QueueStats = dict[str, int]

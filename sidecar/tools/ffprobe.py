@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from sidecar.errors import PermanentFailure
 from sidecar.timestamps import iso
 from sidecar.tools.discovery import Tool
 from sidecar.tools.process import run_tool
@@ -24,11 +25,9 @@ _EARLIEST_DATE = datetime(1971, 1, 1, tzinfo=UTC)
 _DATE_TAGS = ("com.apple.quicktime.creationdate", "creation_time")
 
 
-class NotAVideo(Exception):
+class NotAVideo(PermanentFailure):
     """The file has no video stream (ffprobe read it, but found only audio, data or cover art);
     another try cannot change that."""
-
-    retryable = False
 
 
 class ProbeUnreadable(Exception):

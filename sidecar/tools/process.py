@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sidecar.errors import PermanentFailure
 from sidecar.tools.discovery import Tool, child_env, tied_to_sidecar
 
 # Niceness of background transcodes (0 normal … 19 lowest).
@@ -17,11 +18,9 @@ BACKGROUND_NICENESS = 10
 STDERR_TAIL_BYTES = 2000
 
 
-class ToolMissing(Exception):
+class ToolMissing(PermanentFailure):
     """A tool the job needs was not found; another try cannot help until the sidecar is restarted
     with the option set."""
-
-    retryable = False
 
     def __init__(self, name: str) -> None:
         super().__init__(f"{name} not found; set --{name}")

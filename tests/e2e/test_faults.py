@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from sidecar.api.jobs import JobNotifier
 from sidecar.db import connection
 from sidecar.db.connection import Database
-from sidecar.jobs.exiftool import ExifToolPool
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.handlers.exiftool import exiftool_handler
 from sidecar.jobs.handlers.ffprobe import ffprobe
@@ -29,7 +29,8 @@ from sidecar.jobs.handlers.video_proxy import video_proxy
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
-from sidecar.tools import Tool, Toolset
+from sidecar.tools.discovery import Tool, Toolset
+from sidecar.tools.exiftool import ExifToolPool
 from tests.support.archive import (
     add_location,
     add_media_row,
@@ -555,7 +556,12 @@ async def scheduler_running(
         return None if archive is None else str(archive)
 
     scheduler = JobScheduler(
-        store, handlers, tools=toolset, archive_root=archive_root, events=events, timeouts_s=timeouts_s
+        store,
+        handlers,
+        tools=toolset,
+        archive_root=archive_root,
+        events=JobNotifier(events),
+        timeouts_s=timeouts_s,
     )
     task = asyncio.create_task(scheduler.run(), name="jobs-under-test")
     scheduler.wake()

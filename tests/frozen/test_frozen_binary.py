@@ -197,7 +197,7 @@ async def test_ready_then_info_with_the_tools_found_on_path(
     assert (info["name"], info["version"], info["pid"]) == ("au-sidecar", __version__, client.process.pid)
     assert info["python"] == platform.python_version()  # the bundle carries the venv's Python
     assert Path(os.readlink(f"/proc/{info['pid']}/exe")) == frozen.resolve()
-    # The tools ran with the bootloader's library path undone (sidecar.tools.child_env): a system
+    # The tools ran with the bootloader's library path undone (sidecar.tools.discovery.child_env): a system
     # ffmpeg loading the bundle's libraries would fail or misreport.
     for name in ("exiftool", "ffprobe", "ffmpeg"):
         which = shutil.which(name)

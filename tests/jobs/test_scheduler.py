@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
+from sidecar.api.jobs import JobNotifier
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import DeadLetterEntry, JobStore, NewJob, Queue, insert_jobs
 from sidecar.rpc.contract import Contract
 from sidecar.timestamps import now_iso
-from sidecar.tools import Toolset
+from sidecar.tools.discovery import Toolset
 
 BOUND_S = 5.0
 CONTRACT = Contract.load()
@@ -70,7 +71,7 @@ async def start(store: RecordingStore) -> AsyncIterator[Callable[..., Any]]:
 
     async def make(handlers: Mapping[Queue, JobHandler], **options: Any) -> tuple[JobScheduler, Events]:
         scheduler = JobScheduler(
-            store, handlers, tools=tools, archive_root=archive_root, events=events, **options
+            store, handlers, tools=tools, archive_root=archive_root, events=JobNotifier(events), **options
         )
         task = asyncio.create_task(scheduler.run(), name="jobs-test")
         started.append((scheduler, task))

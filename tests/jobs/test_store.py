@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.api.jobs import JobsApi
+from sidecar.api.jobs import JobsApi, dead_letter_entry
 from sidecar.db.connection import Database
 from sidecar.errors import SchemaTooOld
 from sidecar.jobs.store import (
@@ -332,7 +332,7 @@ async def test_dead_letters_shape_order_and_limit(db: Database, store: JobStore)
     assert [e.job_id for e in entries[:2]] == ["job-104", "job-103"]
     assert [e.failed_at for e in entries] == sorted((e.failed_at for e in entries), reverse=True)
     assert {e.queue for e in thumbs} == {Queue.THUMBNAIL} and len(thumbs) == 52
-    wire = [e.to_wire() for e in entries]
+    wire = [dead_letter_entry(e) for e in entries]
     assert CONTRACT.result_issues("jobs:deadLetter", wire) == []
     assert wire[0] == {
         "id": entries[0].id,

@@ -4,14 +4,17 @@ the type of the `make_context` fixture."""
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from sidecar.api.jobs import JobNotifier
 from sidecar.jobs.handlers import JobContext
 from tests.support.client import CONTRACT
 
 
-class RecordedEvents:
-    """The event sink of a job, validating each payload as the wire contract says."""
+class RecordedEvents(JobNotifier):
+    """The jobs' events as the app receives them (through the real JobNotifier), each payload
+    validated as the wire contract says."""
 
     def __init__(self) -> None:
+        super().__init__(self)
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
     def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:

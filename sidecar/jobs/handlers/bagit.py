@@ -59,6 +59,7 @@ from sidecar.archive.layout import contained, location_folder, media_folder
 from sidecar.archive.media import MediaType
 from sidecar.archive.tables import MEDIA_TABLES
 from sidecar.db.locations import Location, find_location
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers import JobContext
 from sidecar.timestamps import now_iso
 
@@ -105,10 +106,8 @@ class BagStatus(StrEnum):
     INVALID = "invalid"
 
 
-class BagItJobError(Exception):
+class BagItJobError(PermanentFailure):
     """The bag job cannot run for this location; another try cannot help."""
-
-    retryable = False
 
 
 class Stopped(Exception):

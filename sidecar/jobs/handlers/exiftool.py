@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from sidecar.archive.media import MediaType
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.timestamps import iso
 from sidecar.tools.exiftool import ExifToolPool
@@ -32,9 +33,7 @@ def exiftool_handler(pool: ExifToolPool) -> JobHandler:
         typed = typed_fields(media_type, tags)
         async with job.db.transaction() as conn:
             await conn.execute(*_update(media_type, digest, tags, typed))
-        job.events.emit(
-            "asset:metadata-complete", {"hash": digest, "mediaType": media_type, "metadata": typed}
-        )
+        job.events.metadata_complete(digest, MediaType(media_type), typed)
         return {"metadata": typed, "tags": len(tags)}
 
     return exiftool

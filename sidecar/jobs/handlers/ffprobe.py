@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers import JobContext
 from sidecar.tools.ffprobe import probe, video_facts
 from sidecar.tools.process import require
@@ -24,10 +25,8 @@ UPDATE vids SET meta_ffmpeg = ?, meta_duration = ?, meta_width = ?, meta_height 
 WHERE vidhash = ?"""
 
 
-class BadPayload(Exception):
+class BadPayload(PermanentFailure):
     """The job's payload does not name an archived video; another try cannot fix it."""
-
-    retryable = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ from PIL import Image
 from sidecar import fs
 from sidecar.archive.media import JPEG_EXTENSIONS, RAW_EXTENSIONS, MediaType, extension_of
 from sidecar.archive.tables import MediaTable, media_table
+from sidecar.errors import PermanentFailure
+from sidecar.jobs.events import ThumbnailPaths
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.log import get_logger
 from sidecar.tools.exiftool import ExifToolPool
@@ -68,10 +70,8 @@ class ThumbnailError(Exception):
     """The thumbnails could not be made this time (another try may succeed)."""
 
 
-class CannotRender(ThumbnailError):
+class CannotRender(ThumbnailError, PermanentFailure):
     """Another try cannot help: no decoder, no preview, an image too large, a payload we cannot use."""
-
-    retryable = False
 
 
 class SourceKind(StrEnum):
@@ -128,9 +128,7 @@ def thumbnail_handler(exiftool: ExifToolPool) -> JobHandler:
             await asyncio.to_thread(fs.remove_files, paths.values())
             return {"paths": None, "skipped": f"{table.table} row for {hash_} removed meanwhile"}
         event_paths = {"sm": paths[SM], "lg": paths[LG], "preview": paths[PREVIEW]}
-        job.events.emit(
-            "asset:thumbnail-ready", {"hash": hash_, "mediaType": media_type, "paths": event_paths}
-        )
+        job.events.thumbnail_ready(hash_, media_type, ThumbnailPaths(paths[SM], paths[LG], paths[PREVIEW]))
         return {"paths": event_paths, "source": source.kind.value}
 
     return thumbnail

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from sidecar import fs
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers import JobContext
 from sidecar.jobs.handlers.ffprobe import archived_video
 from sidecar.timestamps import now_iso
@@ -42,11 +43,9 @@ ON CONFLICT (vidhash) DO UPDATE SET proxy_path = excluded.proxy_path,
   proxy_height = excluded.proxy_height, proxy_version = excluded.proxy_version"""
 
 
-class ProxyUnusable(Exception):
+class ProxyUnusable(PermanentFailure):
     """ffmpeg exited 0 but its output has no video stream of the size asked for (the same input
     would give the same output)."""
-
-    retryable = False
 
 
 def proxy_path(original: str, vidhash: str) -> str:
@@ -213,7 +212,7 @@ class TranscodeProgress:
 
 
 def _ready(job: JobContext, vidhash: str, path: str) -> None:
-    job.events.emit("asset:proxy-ready", {"hash": vidhash, "proxyPath": path})
+    job.events.proxy_ready(vidhash, path)
 
 
 def _intact(row: dict[str, Any], final: str) -> bool:

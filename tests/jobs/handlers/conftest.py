@@ -12,7 +12,7 @@ from sidecar.config import ToolPaths
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext
 from sidecar.jobs.store import Queue
-from sidecar.tools import Toolset, discover
+from sidecar.tools.discovery import Toolset, discover
 from tests.support.archive import LocationFixture, add_location
 from tests.support.jobs import ContextMaker, RecordedEvents
 

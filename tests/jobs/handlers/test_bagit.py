@@ -20,7 +20,8 @@ from typing import Any
 import bagit as bagit_library
 import pytest
 
-from sidecar import __version__
+from sidecar import __version__, fs
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers import bagit as module
 from sidecar.jobs.handlers.bagit import (
     BAG_INFO,
@@ -353,19 +354,19 @@ async def test_a_run_killed_between_tag_files_leaves_each_whole_and_a_rerun_comp
     old = place.tags()
     place.add("video", ".mp4", 16_000, seed=2)
 
-    real_publish = module.publish_file
+    real_publish = fs.publish
 
-    def killed_at(folder: Path, temp: Path, name: str) -> None:
-        if name == stopped_before:
+    def killed_at(temp: str | Path, final: str | Path) -> None:
+        if Path(final).name == stopped_before:
             # As a kill during this file's write would leave it: a half-written temp file.
-            os.truncate(temp, temp.stat().st_size // 2)
+            os.truncate(temp, Path(temp).stat().st_size // 2)
             raise KeyboardInterrupt("killed")
-        real_publish(folder, temp, name)
+        real_publish(temp, final)
 
-    monkeypatch.setattr(module, "publish_file", killed_at)
+    monkeypatch.setattr(fs, "publish", killed_at)
     with pytest.raises(KeyboardInterrupt):
         await run(make_context, place.fixture.locid)
-    monkeypatch.setattr(module, "publish_file", real_publish)
+    monkeypatch.setattr(fs, "publish", real_publish)
     assert temp_files(place.bag), "the killed run must leave its temp file for the rerun to sweep"
     killed = place.tags()
 
@@ -469,7 +470,7 @@ async def test_an_unknown_location_or_no_archive_is_a_clear_error(
 ):
     with pytest.raises(BagItJobError, match=r"bagit: location 'nope' not found") as error:
         await run(make_context, "nope")
-    assert error.value.retryable is False
+    assert isinstance(error.value, PermanentFailure)
     context = make_context(Queue.BAGIT, {"locid": place.fixture.locid})
     with pytest.raises(RuntimeError, match="no archive folder is set"):
         await bagit(dataclasses.replace(context, archive_root=None))

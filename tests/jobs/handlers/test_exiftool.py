@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 from sidecar.db.connection import Database
-from sidecar.jobs.exiftool import ExifToolPool, _read_until_marker
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers.exiftool import exiftool_handler, parse_exif_date
-from sidecar.jobs.process import ToolFailed, ToolMissing
 from sidecar.jobs.store import Queue
-from sidecar.tools import Toolset
+from sidecar.tools.discovery import Toolset
+from sidecar.tools.exiftool import ExifToolPool, _read_until_marker
+from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents
 from tests.support.media import make_jpeg, make_video
@@ -141,7 +142,7 @@ async def test_a_missing_exiftool_is_a_clear_error_that_no_retry_can_fix(
     )
     with pytest.raises(ToolMissing, match="exiftool not found; set --exiftool") as raised:
         await exiftool_handler(pool)(job)
-    assert raised.value.retryable is False
+    assert isinstance(raised.value, PermanentFailure)
 
 
 async def test_a_dead_exiftool_process_is_replaced(tmp_path: Path, toolset: Toolset) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers.ffprobe import MAX_META_BYTES, BadPayload, _meta_json, ffprobe
-from sidecar.jobs.process import ToolFailed, ToolMissing
 from sidecar.jobs.store import Queue
-from sidecar.jobs.video_probe import NotAVideo, video_facts
-from sidecar.tools import Toolset
+from sidecar.tools.discovery import Toolset
+from sidecar.tools.ffprobe import NotAVideo, video_facts
+from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker
 from tests.support.media import ffmpeg, make_video
@@ -123,7 +124,7 @@ async def test_a_file_without_video_is_a_clear_non_retryable_error(
 
     with pytest.raises(NotAVideo, match=r"no video stream in .*voice\.m4a") as raised:
         await ffprobe(make_context(Queue.FFPROBE, _payload(digest, audio)))
-    assert raised.value.retryable is False
+    assert isinstance(raised.value, PermanentFailure)
 
 
 async def test_missing_ffprobe_names_the_option(
@@ -135,7 +136,7 @@ async def test_missing_ffprobe_names_the_option(
 
     with pytest.raises(ToolMissing, match=r"^ffprobe not found; set --ffprobe$") as raised:
         await ffprobe(make_context(Queue.FFPROBE, _payload(digest, video), tools=without))
-    assert raised.value.retryable is False
+    assert isinstance(raised.value, PermanentFailure)
 
 
 async def test_a_deleted_video_is_skipped_and_a_bad_hash_refused(
@@ -148,7 +149,7 @@ async def test_a_deleted_video_is_skipped_and_a_bad_hash_refused(
 
     with pytest.raises(BadPayload) as raised:
         await ffprobe(make_context(Queue.FFPROBE, _payload("../../etc/passwd", video)))
-    assert raised.value.retryable is False
+    assert isinstance(raised.value, PermanentFailure)
 
 
 def _stream(**fields: Any) -> dict[str, Any]:

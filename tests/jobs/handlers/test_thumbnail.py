@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from sidecar.jobs.exiftool import ExifToolPool
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers import thumbnail
 from sidecar.jobs.handlers.thumbnail import (
     CannotRender,
@@ -26,9 +26,10 @@ from sidecar.jobs.handlers.thumbnail import (
     thumbnail_handler,
     thumbnail_paths,
 )
-from sidecar.jobs.process import ToolMissing
 from sidecar.jobs.store import Queue
-from sidecar.tools import Toolset
+from sidecar.tools.discovery import Toolset
+from sidecar.tools.exiftool import ExifToolPool
+from sidecar.tools.process import ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents
 from tests.support.media import exiftool, make_corrupt_jpeg, make_jpeg, make_video
@@ -64,7 +65,7 @@ def _sizes(paths: dict[str, str]) -> dict[str, tuple[int, int]]:
 
 
 def _temp_files(archive: Path) -> list[Path]:
-    return list((archive / ".thumbnails").rglob(".tmp-*"))
+    return list((archive / ".thumbnails").rglob("*.aus-tmp"))
 
 
 def _colour_at(path: str, fx: float, fy: float) -> tuple[int, ...]:
@@ -216,9 +217,9 @@ async def test_a_rerun_overwrites_in_place_and_removes_a_killed_runs_temp_files(
     folder = Path(first["paths"]["sm"]).parent
     inodes = {name: os.stat(path).st_ino for name, path in first["paths"].items()}
     # What a run killed mid-write (another process) leaves, and a temp file of another hash.
-    killed = folder / f".tmp-{digest}_1920-999999999-0badc0de.jpg"
+    killed = folder / f".{digest}_1920.jpg.0badc0de.aus-tmp"
     killed.write_bytes(b"\xff\xd8\xff half a JPEG")
-    other = folder / f".tmp-{'f' * 16}_400-999999999-0badc0de.jpg"
+    other = folder / f".{'f' * 16}_400.jpg.0badc0de.aus-tmp"
     other.write_bytes(b"not ours to remove")
 
     second = await handler(job)
@@ -400,7 +401,7 @@ async def test_a_raw_without_pair_or_preview_is_a_clear_final_error(
     with pytest.raises(CannotRender, match="no paired JPEG and no embedded JPEG preview") as raised:
         await thumbnail_handler(pool)(job)
 
-    assert raised.value.retryable is False
+    assert isinstance(raised.value, PermanentFailure)
     assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
     assert events.sent == []
 
@@ -415,7 +416,7 @@ async def test_a_raw_whose_paired_jpeg_is_not_archived_yet_is_retried(
     with pytest.raises(ThumbnailError, match="not in the archive yet") as raised:
         await thumbnail_handler(pool)(make_context(Queue.THUMBNAIL, payload))
 
-    assert getattr(raised.value, "retryable", True) is True
+    assert not isinstance(raised.value, PermanentFailure)
 
 
 # --- Video ---
@@ -479,7 +480,7 @@ async def test_without_ffmpeg_a_video_fails_for_good_naming_the_option(
     with pytest.raises(ToolMissing, match="ffmpeg not found; set --ffmpeg") as raised:
         await thumbnail_handler(pool)(job)
 
-    assert raised.value.retryable is False
+    assert isinstance(raised.value, PermanentFailure)
     assert _row(db_path, "vids", digest)["poster_extracted"] == 0
 
 
@@ -502,7 +503,7 @@ async def test_a_corrupt_jpeg_fails_the_attempt_leaving_nothing(
         await thumbnail_handler(pool)(job)
 
     # Retried by the queue, then dead-lettered.
-    assert getattr(raised.value, "retryable", True) is True
+    assert not isinstance(raised.value, PermanentFailure)
     assert not any(Path(p).exists() for p in thumbnail_paths(str(archive), digest).values())
     assert not (archive / ".thumbnails").exists()
     assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
@@ -524,7 +525,7 @@ async def test_heic_without_a_decoder_fails_for_good_saying_why(
     with pytest.raises(CannotRender, match="no HEIC/HEIF decoder: pillow-heif is not installed") as raised:
         await thumbnail_handler(pool)(job)
 
-    assert raised.value.retryable is False
+    assert isinstance(raised.value, PermanentFailure)
 
 
 async def test_without_an_archive_folder_the_job_says_so(
@@ -572,4 +573,4 @@ async def test_a_missing_source_file_fails_the_attempt_saying_so(
     with pytest.raises(ThumbnailError, match=r"source file missing: .*gone\.jpg") as raised:
         await thumbnail_handler(pool)(job)
 
-    assert getattr(raised.value, "retryable", True) is True  # a drive may come back
+    assert not isinstance(raised.value, PermanentFailure)  # a drive may come back

@@ -21,13 +21,14 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from sidecar.db.connection import Database
+from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers.video_proxy import proxy_command, proxy_size, video_proxy
-from sidecar.jobs.process import BACKGROUND_NICENESS, ToolFailed, ToolMissing, run_tool
 from sidecar.jobs.scheduler import JobScheduler
 from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
-from sidecar.jobs.video_probe import VideoFacts, video_facts
 from sidecar.timestamps import now_iso
-from sidecar.tools import Tool, Toolset
+from sidecar.tools.discovery import Tool, Toolset
+from sidecar.tools.ffprobe import VideoFacts, video_facts
+from sidecar.tools.process import BACKGROUND_NICENESS, ToolFailed, ToolMissing, run_tool
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents
 from tests.support.media import ffmpeg, make_video
@@ -64,7 +65,7 @@ def _difference(a: Image.Image, b: Image.Image) -> float:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(name for name in os.listdir(folder) if ".tmp." in name)
+    return sorted(name for name in os.listdir(folder) if name.endswith(".aus-tmp"))
 
 
 def _proxy_rows(db_path: Path) -> list[dict[str, Any]]:
@@ -218,9 +219,9 @@ async def test_a_truncated_or_unrecorded_proxy_is_made_again_and_stale_temps_go(
     # What a crash of the app's own proxy code left: the file cut short, its row still there.
     with final.open("r+b") as f:
         f.truncate(first["fileSizeBytes"] // 2)
-    stale = video.parent / f".{digest}.proxy.0badc0ffee.tmp.mp4"
+    stale = video.parent / f"..{digest}.proxy.mp4.0badc0de.aus-tmp"
     stale.write_bytes(b"half an mp4")
-    other = video.parent / ".fedcba9876543210.proxy.0badc0ffee.tmp.mp4"  # another video's: not ours
+    other = video.parent / "..fedcba9876543210.proxy.mp4.0badc0de.aus-tmp"  # another video's: not ours
     other.write_bytes(b"someone else's")
 
     remade = await video_proxy(job)
@@ -329,7 +330,7 @@ async def test_missing_ffmpeg_or_ffprobe_names_the_option(
         tools = dataclasses.replace(toolset, **{name: None})
         with pytest.raises(ToolMissing, match=rf"^{name} not found; set --{name}$") as raised:
             await video_proxy(make_context(Queue.VIDEO_PROXY, _payload(digest, video), tools=tools))
-        assert raised.value.retryable is False
+        assert isinstance(raised.value, PermanentFailure)
 
 
 class DeadLetters(RecordedEvents):
