@@ -99,11 +99,12 @@ class Sidecar:
             store = scheduler = imports = None
             if db is not None:
                 store = JobStore(db)
+                archive_root = settings.ArchiveRoot(db, self._config.archive_override)
                 scheduler = JobScheduler(
                     store,
                     job_handlers(exiftool),
                     tools=tools,
-                    archive_root=self._archive_root(db),
+                    archive_root=archive_root,
                     events=JobNotifier(server),
                 )
                 imports = ImportOrchestrator(
@@ -111,7 +112,7 @@ class Sidecar:
                     pool,
                     ImportNotifier(server),
                     ImportJobs(),
-                    self._config.archive_override,
+                    archive_root,
                     self._config.allow_hardlinks,
                     ReadOnce(self._config.read_once),
                     jobs_added=scheduler.wake,
@@ -147,8 +148,8 @@ class Sidecar:
     @property
     def _hash_workers(self) -> int:
         # One more than the cores: the byte work waits on the disk (reads, flushes), and the extra
-        # worker keeps it busy meanwhile (bench, 2 cores: 3 workers beat 2 on LARGE by ~10 %, on
-        # SMALL by ~2 %). Capped, so a many-core machine does not point dozens of readers at one disk.
+        # worker keeps it busy meanwhile (bench/README.md). Capped, so a many-core machine does not
+        # point dozens of readers at one disk.
         return self._config.hash_workers or min((os.cpu_count() or 1) + 1, MAX_DEFAULT_HASH_WORKERS)
 
     async def _run_imports(self, pool: BytePool, imports: ImportOrchestrator) -> None:
@@ -175,16 +176,6 @@ class Sidecar:
                 },
             )
             return None, exc
-
-    def _archive_root(self, db: Database) -> Callable[[], Awaitable[str | None]]:
-        """For jobs: --archive, else the app's setting, read at each job (the user may change it)."""
-
-        async def archive_root() -> str | None:
-            if self._config.archive_override is not None:
-                return str(self._config.archive_override)
-            return await settings.archive_folder(db)
-
-        return archive_root
 
     def _dispatcher(
         self,

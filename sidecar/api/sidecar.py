@@ -44,7 +44,7 @@ class SidecarApi:
             "pid": os.getpid(),
             "python": platform.python_version(),
             "dbPath": str(self._config.db_path),
-            "archivePath": await self._archive_path(),
+            "archivePath": await settings.ArchiveRoot(self._db, self._config.archive_override)(),
             "hashWorkers": self._hash_workers,
             "tools": {
                 "exiftool": _tool(tools.exiftool),
@@ -56,8 +56,3 @@ class SidecarApi:
     async def shutdown(self) -> dict[str, bool]:
         self._request_shutdown()
         return {"ok": True}
-
-    async def _archive_path(self) -> str | None:
-        if self._config.archive_override is not None:
-            return str(self._config.archive_override)
-        return None if self._db is None else await settings.archive_folder(self._db)

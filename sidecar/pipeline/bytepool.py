@@ -45,8 +45,8 @@ class BytePool:
         *,
         base_timeout_s: float = 60.0,
         min_rate_bytes_per_s: float = 5_000_000,
-        # 256 small files per batch: a quarter of the syncfs calls of 64 made SMALL's copy step
-        # 3.97 → 2.84 s; 512 left a worker idle at page ends (bench/import_bench.py, 2026-11-24).
+        # Small files per batch: more share one syncfs; too many leave a worker idle at page ends
+        # (the figures: bench/README.md).
         max_batch_files: int = 256,
         max_batch_bytes: int = 64 << 20,
     ) -> None:

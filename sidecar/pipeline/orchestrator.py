@@ -9,7 +9,7 @@ import asyncio
 import os
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ class ImportOrchestrator:
         pool: ByteWork,
         events: ImportEvents,
         jobs: JobPlanner,
-        archive_override: Path | None = None,
+        archive_root: Callable[[], Awaitable[str | None]],
         allow_hardlinks: bool = False,
         read_once: ReadOnce = ReadOnce.AUTO,
         jobs_added: Callable[[], None] = lambda: None,
@@ -86,7 +86,7 @@ class ImportOrchestrator:
         self._db = db
         self._pool = pool
         self._events = events
-        self._archive_override = archive_override
+        self._find_archive = archive_root
         self._allow_hardlinks = allow_hardlinks
         self._read_once = read_once
         self._jobs_added = jobs_added  # wakes the job scheduler: new work starts at once
@@ -308,9 +308,7 @@ class ImportOrchestrator:
             ticket.done.set_result(outcome)
 
     async def _archive_root(self) -> str:
-        if self._archive_override is not None:
-            return str(self._archive_override)
-        folder = await settings.archive_folder(self._db)
+        folder = await self._find_archive()
         if folder is None:
             raise ArchiveNotConfigured()
         return folder

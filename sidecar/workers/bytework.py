@@ -27,7 +27,7 @@ if sys.platform != "win32":
 
 HASH_HEX_CHARS = 16  # BLAKE3, first 16 lowercase hex chars (= blake3(...).hexdigest(length=8))
 TEMP_SUFFIX = fs.TEMP_SUFFIX
-READ_CHUNK = 1 << 20  # 1 MiB: fits the L2 cache with the hasher's state (4 MiB measured 3x slower)
+READ_CHUNK = 1 << 20  # 1 MiB: fits the L2 cache with the hasher's state (larger chunks were slower)
 COPY_CHUNK = 8 << 20  # kernel-side copy step; the cancel flag is checked between steps
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): Linux copy-on-write clone of a whole file
 _SYNC_FILE_RANGE_WRITE = 2
@@ -471,8 +471,8 @@ def _libc_handle() -> ctypes.CDLL:
 def _start_writeback(fd: int, offset: int, length: int) -> None:
     """sync_file_range(2) WRITE: the kernel starts writing these pages to the medium now, without
     waiting, so the disk writes while the next chunk is copied and the flush before the rename
-    waits for the tail only (LARGE copies: median 1.32 s vs 1.63 s over 6 rounds here). Advice only:
-    the fsync/syncfs before the rename is still what makes the data durable."""
+    waits for the tail only (bench/README.md has the figures). Advice only: the fsync/syncfs before
+    the rename is still what makes the data durable."""
     _libc_handle().sync_file_range(fd, ctypes.c_int64(offset), ctypes.c_int64(length), _SYNC_FILE_RANGE_WRITE)
 
 

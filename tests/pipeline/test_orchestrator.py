@@ -10,6 +10,7 @@ import pytest
 
 from sidecar import fs
 from sidecar.db.connection import Database
+from sidecar.db.settings import ArchiveRoot
 from sidecar.jobs.planning import ImportJobs
 from sidecar.pipeline.bytepool import BytePool
 from sidecar.pipeline.orchestrator import ImportOrchestrator, ImportRequest
@@ -46,7 +47,7 @@ async def test_an_import_is_marked_completed_only_once_its_leftovers_are_removed
 
     monkeypatch.setattr(fs, "sweep_temps", sweep_noting_the_status)
     pool = BytePool(1)
-    imports = ImportOrchestrator(db, pool, Events(), ImportJobs(), archive_override=archive)
+    imports = ImportOrchestrator(db, pool, Events(), ImportJobs(), ArchiveRoot(db, archive))
     runner = asyncio.create_task(imports.run(), name="imports")
     try:
         await pool.start()
