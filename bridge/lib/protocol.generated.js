@@ -37,6 +37,7 @@ const NOTIFICATIONS = Object.freeze([
   "asset:metadata-complete",
   "asset:proxy-ready",
   "jobs:deadLetter",
+  "location:gps-enriched",
   "sidecar:ready",
 ]);
 
@@ -63,6 +64,7 @@ const ERRORS = Object.freeze([
   { code: 1007, kind: "own_schema_too_new", message: "The sidecar's tables were written by a newer sidecar" },
   { code: 1008, kind: "database_busy", message: "Database locked by another process for longer than the busy timeout" },
   { code: 1009, kind: "database_full", message: "Disk full: the database cannot grow" },
+  { code: 1010, kind: "later_app_database", message: "This database belongs to a later generation of AU Archive: …" },
 ]);
 
 module.exports = { PROTOCOL_VERSION, METHODS, NOTIFICATIONS, ERRORS };

@@ -19,7 +19,8 @@ const {
   within,
 } = require('./support/harness');
 
-const QUEUES = ['exiftool', 'thumbnail', 'ffprobe', 'video-proxy', 'live-photo', 'bagit', 'location-stats'];
+// The first app's queues, and the later one's gps-enrichment.
+const QUEUES = ['exiftool', 'thumbnail', 'ffprobe', 'video-proxy', 'live-photo', 'bagit', 'location-stats', 'gps-enrichment'];
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** @type {{after: (fn: () => void) => void}} */
@@ -52,6 +53,7 @@ after(() => bridge?.dispose());
 
 test('one handler per import:v2:* and jobs:* channel, registered at once', () => {
   assert.deepEqual([...ipc.handlers.keys()].sort(), [...IPC_CHANNELS].sort());
+  assert.ok(!ipc.handlers.has('media:import:cancel'), 'media:import:cancel only when asked for');
   assert.equal(ready.protocolVersion, '1.0.0');
   assert.deepEqual(live.received('sidecar:ready'), [ready]);
 });
@@ -160,18 +162,25 @@ test('jobs:clearCompleted with the default age and with 0', async () => {
   assert.ok(Number.isInteger(cleared.cleared) && cleared.cleared >= 0, JSON.stringify(cleared));
 });
 
-test('bad params reject with the sidecar’s message and every issue', async () => {
+test('bad params reject with every issue named in the message (all the renderer sees) and in data', async () => {
   await assert.rejects(ipc.invoke('import:v2:start', { paths: [''], locid: 'not-a-uuid' }), (error) => {
     assert.ok(error instanceof SidecarRpcError);
-    assert.equal(error.message, 'Invalid params');
     assert.equal(error.code, -32602);
-    const issues = /** @type {{issues: Array<{path: string}>}} */ (error.data).issues;
+    const issues = /** @type {{issues: Array<{path: string, message: string}>}} */ (error.data).issues;
     const where = issues.map((issue) => issue.path);
     assert.ok(where.includes('/0/paths/0'), JSON.stringify(issues));
     assert.ok(where.includes('/0/locid'), JSON.stringify(issues));
+    const named = issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+    assert.equal(error.message, `Invalid params: ${named}`);
+    assert.match(error.message, /\/0\/locid: 'not-a-uuid'/);
     return true;
   });
-  await assert.rejects(ipc.invoke('jobs:clearCompleted', -1), { message: 'Invalid params', code: -32602 });
+  await assert.rejects(ipc.invoke('jobs:clearCompleted', -1), { message: /^Invalid params: \/0: -1 /, code: -32602 });
+  // Too many arguments: the issue is the params array's own, its path "".
+  await assert.rejects(ipc.invoke('import:v2:cancel', 'a', 'b'), {
+    message: /^Invalid params: \(params\): .*'b'/,
+    code: -32602,
+  });
 });
 
 test('an unknown location rejects with the sidecar’s message', async () => {

@@ -82,6 +82,66 @@ test('errors reject with the sidecar’s message, code and data', async () => {
   });
 });
 
+test('invalid params: the message names every problem (the renderer sees only the message); data as sent', async () => {
+  const peer = setup();
+  const call = peer.connection.request('import:v2:start', [{ paths: [], locid: 'x' }, 2]);
+  const data = {
+    issues: [
+      { path: '', message: '[{...}, 2] is too long' },
+      { path: '/0/locid', message: "'x' does not match '^[0-9a-f]{16}$'" },
+      { path: '/0/paths', message: '[] should be non-empty' },
+    ],
+  };
+  peer.reply({ jsonrpc: '2.0', id: peer.sent()[0].id, error: { code: -32602, message: 'Invalid params', data } });
+  await assert.rejects(call, (error) => {
+    assert.ok(error instanceof SidecarRpcError);
+    assert.equal(
+      error.message,
+      "Invalid params: (params): [{...}, 2] is too long; /0/locid: 'x' does not match '^[0-9a-f]{16}$'; " +
+        '/0/paths: [] should be non-empty',
+    );
+    assert.equal(error.code, -32602);
+    assert.deepEqual(error.data, data);
+    return true;
+  });
+});
+
+test('invalid params: at most 20 issues in the message, each cut at 300 characters', async () => {
+  const peer = setup();
+  const call = peer.connection.request('import:v2:start', [{}]);
+  const issues = Array.from({ length: 25 }, (_, i) => ({
+    path: `/0/paths/${i}`,
+    message: 'x'.repeat(i === 0 ? 1000 : 3),
+  }));
+  const error = { code: -32602, message: 'Invalid params', data: { issues } };
+  peer.reply({ jsonrpc: '2.0', id: peer.sent()[0].id, error });
+  await assert.rejects(call, (error) => {
+    assert.ok(error instanceof SidecarRpcError);
+    const parts = error.message.replace(/^Invalid params: /, '').split('; ');
+    assert.equal(parts.length, 21);
+    assert.equal(parts[0], `/0/paths/0: ${'x'.repeat(299)}…`);
+    assert.equal(parts[19], '/0/paths/19: xxx');
+    assert.equal(parts[20], 'and 5 more');
+    assert.equal(/** @type {any} */ (error.data).issues.length, 25);
+    return true;
+  });
+});
+
+test('other errors, and invalid params without issues, keep the sidecar’s message as is', async () => {
+  const peer = setup();
+  const calls = [
+    peer.connection.request('jobs:clearCompleted', [-1]),
+    peer.connection.request('import:v2:start', [{}]),
+  ];
+  const [a, b] = peer.sent();
+  const issues = [{ path: '/0', message: 'ignored' }];
+  peer.reply({ jsonrpc: '2.0', id: a.id, error: { code: -32602, message: 'Invalid params' } });
+  const data = { kind: 'location_not_found', issues };
+  peer.reply({ jsonrpc: '2.0', id: b.id, error: { code: 1002, message: 'Location not found', data } });
+  await assert.rejects(calls[0], { message: 'Invalid params', code: -32602 });
+  await assert.rejects(calls[1], { message: 'Location not found', code: 1002 });
+});
+
 test('notifications, batches and junk lines', async () => {
   const peer = setup();
   const call = peer.connection.request('jobs:status', []);

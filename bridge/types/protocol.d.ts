@@ -12,6 +12,9 @@ export type IsoDate = string;
 /** A UUID in its 36-character text form. */
 export type Uuid = string;
 
+/** A location (or sub-location) id as the app issues it: a UUID (the first generation) or 16 lowercase hex characters (the later generation's BLAKE3 ids). */
+export type LocationId = string;
+
 /** An import session id (`import_sessions.session_id`; the sidecar issues UUIDs). */
 export type SessionId = string;
 
@@ -33,7 +36,7 @@ export type Step = number;
 export type MediaType = "image" | "video" | "document" | "map";
 
 /** A background job queue, named as the app names it (no `import:` prefix). */
-export type QueueName = "exiftool" | "thumbnail" | "ffprobe" | "video-proxy" | "live-photo" | "bagit" | "location-stats";
+export type QueueName = "exiftool" | "thumbnail" | "ffprobe" | "video-proxy" | "live-photo" | "bagit" | "location-stats" | "gps-enrichment";
 
 export type ImportStatus = "pending" | "scanning" | "hashing" | "copying" | "validating" | "finalizing" | "completed" | "cancelled" | "failed";
 
@@ -106,7 +109,7 @@ export interface ImportV2Result {
 
 export interface ResumableSession {
   sessionId: SessionId;
-  locid: Uuid;
+  locid: LocationId;
   status: ImportStatus;
   lastStep: Step;
   startedAt: IsoDate;
@@ -151,13 +154,25 @@ export type Semver = string;
 
 /** `import:v2:start`: Import files and folders into a location. Params, as the preload passes them. */
 export type ImportV2StartParams = [options: {
-  /** Files and folders to import. */
+  /** Files and folders to import. No count limit: the 16 MiB request line is the bound (pass folders for very large imports). */
   paths: string[];
-  locid: Uuid;
-  loc12: string;
+  locid: LocationId;
+  /** Read from the location's row when omitted (the later generation does not send it). */
+  loc12?: string;
   address_state?: string | null;
   type?: string | null;
   slocnam?: string | null;
+  /** The later generation's name for `type`; `type` wins when both are given. */
+  category?: string | null;
+  /** A sub-location of the location: the rows get its id (files stay in the host location's folders, as the app's importer put them). */
+  subid?: null | LocationId;
+  /** Who took the media (the app's attribution); the current user when omitted or null. */
+  auth_imp?: string | null;
+  /** 1 (or true) when someone else contributed the media. */
+  is_contributed?: number | boolean;
+  /** Where contributed media came from. */
+  contribution_source?: string | null;
+  [key: string]: unknown;
 }];
 
 /** `import:v2:start` result. */
@@ -209,6 +224,7 @@ export interface JobsStatusResult {
   "live-photo": QueueStats;
   bagit: QueueStats;
   "location-stats": QueueStats;
+  "gps-enrichment": QueueStats;
 }
 
 /** `jobs:deadLetter`: Dead-letter entries, newest first, at most 100. Params, as the preload passes them. */
@@ -326,7 +342,32 @@ export interface AssetProxyReadyNotification {
 }
 
 /** `jobs:deadLetter`: A job just went dead. */
-export type JobsDeadLetterNotification = DeadLetterEntry;
+export interface JobsDeadLetterNotification {
+  /** `job_dead_letter.id`. */
+  id: number;
+  /** The id of the job that went dead. */
+  jobId: JobId;
+  /** The same id under the name the app's d.ts declares. */
+  originalJobId: JobId;
+  queue: QueueName;
+  /** The job's payload, parsed. */
+  payload: Record<string, unknown>;
+  error: string | null;
+  attempts: number | null;
+  failedAt: IsoDate;
+  acknowledged: boolean;
+  /** When it went dead (the later app's field; the same moment as failedAt). */
+  timestamp: IsoDate;
+}
+
+/** `location:gps-enriched`: A location got coordinates from its imported media. */
+export interface LocationGpsEnrichedNotification {
+  locid: LocationId;
+  lat: number;
+  lng: number;
+  /** The kind of media the coordinates came from. */
+  source: "image" | "video";
+}
 
 /** `sidecar:ready`: Sent once, when the sidecar can take requests. */
 export interface SidecarReadyNotification {
@@ -375,6 +416,7 @@ export interface NotificationParams {
   "asset:metadata-complete": AssetMetadataCompleteNotification;
   "asset:proxy-ready": AssetProxyReadyNotification;
   "jobs:deadLetter": JobsDeadLetterNotification;
+  "location:gps-enriched": LocationGpsEnrichedNotification;
   "sidecar:ready": SidecarReadyNotification;
 }
 
@@ -384,5 +426,5 @@ export type NotificationName = keyof NotificationParams;
 export type IpcChannel = Extract<MethodName, `import:v2:${string}` | `jobs:${string}`>;
 
 /** Error codes the sidecar answers with (protocol/README.md, "Errors"). */
-export type ErrorCode = -32700 | -32600 | -32601 | -32602 | -32603 | 1001 | 1002 | 1003 | 1004 | 1005 | 1006 | 1007 | 1008 | 1009;
-export type ErrorKind = "parse_error" | "invalid_request" | "method_not_found" | "invalid_params" | "internal_error" | "archive_not_configured" | "location_not_found" | "session_not_found" | "session_not_resumable" | "shutting_down" | "schema_too_old" | "own_schema_too_new" | "database_busy" | "database_full";
+export type ErrorCode = -32700 | -32600 | -32601 | -32602 | -32603 | 1001 | 1002 | 1003 | 1004 | 1005 | 1006 | 1007 | 1008 | 1009 | 1010;
+export type ErrorKind = "parse_error" | "invalid_request" | "method_not_found" | "invalid_params" | "internal_error" | "archive_not_configured" | "location_not_found" | "session_not_found" | "session_not_resumable" | "shutting_down" | "schema_too_old" | "own_schema_too_new" | "database_busy" | "database_full" | "later_app_database";
