@@ -3,7 +3,7 @@
 // itself is lib/bridge.js; the wire types are types/protocol.d.ts, generated from ../protocol.
 'use strict';
 
-const { createSidecarBridge, IPC_CHANNELS } = require('./lib/bridge');
+const { createSidecarBridge, IPC_CHANNELS, MAPPED_CHANNELS } = require('./lib/bridge');
 const { SidecarRpcError, SidecarExitedError, SidecarUnavailableError } = require('./lib/errors');
 const { PROTOCOL_VERSION, METHODS, NOTIFICATIONS, ERRORS } = require('./lib/protocol.generated');
 
@@ -19,6 +19,7 @@ const { PROTOCOL_VERSION, METHODS, NOTIFICATIONS, ERRORS } = require('./lib/prot
 module.exports = {
   createSidecarBridge,
   IPC_CHANNELS,
+  MAPPED_CHANNELS,
   SidecarRpcError,
   SidecarExitedError,
   SidecarUnavailableError,

@@ -1,7 +1,8 @@
 // @ts-check
 // The bridge Electron's main process holds: registers an ipcMain handler per import:v2:* and
-// jobs:* channel, forwards the sidecar's notifications to every live window, restarts a sidecar
-// that dies (with backoff, giving up after repeated crashes) and disposes of it in stages.
+// jobs:* channel (and, on request, the later app's media:import:cancel), forwards the sidecar's
+// notifications to every live window, restarts a sidecar that dies (with backoff, giving up after
+// repeated crashes) and disposes of it in stages.
 // It knows Electron only through the two small shapes below, so tests pass stand-ins.
 'use strict';
 
@@ -68,6 +69,9 @@ const { METHODS } = require('./protocol.generated');
  * @property {number} [shutdownTimeoutMs] how long dispose() waits for a graceful exit (10 000)
  * @property {number} [terminateTimeoutMs] how long it waits after SIGTERM before SIGKILL (2 000)
  * @property {number} [maxLineBytes] message cap (16 MiB, the protocol's)
+ * @property {boolean} [mapMediaImportCancel] also handle `media:import:cancel` (the later app's
+ *   cancel button) as `import:v2:cancel`; off by default. Only when the app's own handler for that
+ *   channel is removed: Electron refuses a second one.
  */
 
 /**
@@ -88,6 +92,18 @@ const DEFAULT_RESTART = Object.freeze({ maxCrashes: 5, windowMs: 60_000, initial
 const IPC_CHANNELS = /** @type {IpcChannel[]} */ (
   METHODS.filter((method) => method.startsWith('import:v2:') || method.startsWith('jobs:'))
 );
+
+/**
+ * Channels of the app's other handlers that `mapMediaImportCancel` answers with a method of the
+ * contract. The later generation (bizzlechizzle/abandoned-archive) cancels a v2 import with
+ * `window.electronAPI.media.cancelImport(importId)` (packages/desktop/src/stores/import-store.ts,
+ * cancelImport), i.e. `invoke('media:import:cancel', importId)` (electron/preload/preload.cjs), where
+ * `importId` is the `sessionId` of the last `import:v2:progress`: exactly `import:v2:cancel`'s param.
+ * The result is `import:v2:cancel`'s (`{cancelled: true}` or `{cancelled: false, reason}`); the
+ * store only awaits it.
+ * @type {Readonly<Record<string, IpcChannel>>}
+ */
+const MAPPED_CHANNELS = Object.freeze({ 'media:import:cancel': 'import:v2:cancel' });
 
 /**
  * A promise with its settle functions, and whether it has settled.
@@ -217,13 +233,24 @@ class Bridge {
     return this.#disposing;
   }
 
+  /**
+   * Every channel the bridge answers, with the method each one calls.
+   * @returns {Array<[string, IpcChannel]>}
+   */
+  #channels() {
+    /** @type {Array<[string, IpcChannel]>} */
+    const channels = IPC_CHANNELS.map((channel) => [channel, channel]);
+    if (this.options.mapMediaImportCancel) channels.push(...Object.entries(MAPPED_CHANNELS));
+    return channels;
+  }
+
   #registerHandlers() {
     const { ipcMain } = this.options;
     if (!ipcMain) return;
     try {
-      for (const channel of IPC_CHANNELS) {
+      for (const [channel, method] of this.#channels()) {
         // The renderer's invoke arguments are the positional params, as the preload passes them.
-        ipcMain.handle(channel, (_event, ...args) => this.request(channel, args));
+        ipcMain.handle(channel, (_event, ...args) => this.request(method, args));
         this.#registered.push(channel);
       }
     } catch (error) {
@@ -322,7 +349,7 @@ class Bridge {
   #registerGaveUpHandlers(error) {
     const { ipcMain } = this.options;
     if (!ipcMain) return;
-    for (const channel of IPC_CHANNELS) {
+    for (const [channel] of this.#channels()) {
       ipcMain.handle(channel, () => Promise.reject(error));
       this.#registered.push(channel);
     }
@@ -411,4 +438,4 @@ function createSidecarBridge(options) {
   };
 }
 
-module.exports = { createSidecarBridge, IPC_CHANNELS };
+module.exports = { createSidecarBridge, IPC_CHANNELS, MAPPED_CHANNELS };

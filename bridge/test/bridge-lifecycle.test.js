@@ -96,6 +96,7 @@ test('gives up after five crashes within a minute, and says so', async (t) => {
     args: ['-e', 'process.exit(3)'],
     ipcMain: ipc,
     logger,
+    mapMediaImportCancel: true,
   });
   t.after(() => bridge.dispose());
   const gaveUp = nextEvent(bridge, 'bridge:gave-up', undefined, 20_000);
@@ -116,6 +117,7 @@ test('gives up after five crashes within a minute, and says so', async (t) => {
 
   // The renderer still gets an answer: the reason, not "no handler registered".
   await assert.rejects(ipc.invoke('jobs:status'), { message: /not restarting it/ });
+  await assert.rejects(ipc.invoke('media:import:cancel', 'session'), { message: /not restarting it/ });
   await bridge.dispose();
   assert.equal(ipc.handlers.size, 0);
 });
