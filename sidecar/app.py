@@ -23,6 +23,7 @@ from sidecar.jobs.handlers import JobHandler
 from sidecar.jobs.handlers.bagit import bagit
 from sidecar.jobs.handlers.exiftool import exiftool_handler
 from sidecar.jobs.handlers.ffprobe import ffprobe
+from sidecar.jobs.handlers.gps_enrichment import gps_enrichment
 from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.handlers.location_stats import location_stats
 from sidecar.jobs.handlers.thumbnail import thumbnail_handler
@@ -64,6 +65,7 @@ def job_handlers(exiftool: ExifToolPool) -> dict[Queue, JobHandler]:
         Queue.LIVE_PHOTO: live_photo,
         Queue.BAGIT: bagit,
         Queue.LOCATION_STATS: location_stats,
+        Queue.GPS_ENRICHMENT: gps_enrichment,
     }
 
 

@@ -111,3 +111,19 @@ class DatabaseFull(SidecarError):
 
     def __init__(self, db_path: str) -> None:
         super().__init__(f"Disk full: the database cannot grow ({db_path})", dbPath=db_path)
+
+
+class LaterAppDatabase(SidecarError):
+    """This database belongs to a later generation of AU Archive"""
+
+    code = 1010
+    kind = "later_app_database"
+
+    def __init__(self, differences: list[str]) -> None:
+        super().__init__(
+            "This database belongs to a later generation of AU Archive ("
+            + "; ".join(differences)
+            + "), whose"
+            " archive layout differs too; this sidecar serves the first generation's database",
+            differences=differences,
+        )

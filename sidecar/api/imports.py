@@ -8,10 +8,13 @@ from typing import Any, Literal, Protocol, cast
 from sidecar.api import wire
 from sidecar.api.refusals import database_refusals
 from sidecar.errors import SidecarError
+from sidecar.log import get_logger
 from sidecar.pipeline.orchestrator import ImportOrchestrator, ImportRequest
 from sidecar.pipeline.outcome import ImportOutcome, ProgressSnapshot, QueueView, ResumableSession
 from sidecar.pipeline.status import ImportStatus, ImportStep
 from sidecar.rpc.dispatcher import Handler
+
+log = get_logger(__name__)
 
 
 class Emitter(Protocol):
@@ -90,13 +93,22 @@ class ImportNotifier:
 
 
 def import_request(options: wire.ImportV2StartOptions) -> ImportRequest:
+    """The request of either generation of the app: the later one says `category` for `type`.
+    Unknown keys are ignored, as the app's own handler (zod) did."""
+    unknown = sorted(set(options) - set(wire.ImportV2StartOptions.__annotations__))
+    if unknown:
+        log.debug("unknown import keys ignored", extra={"action": "import.unknown_keys", "keys": unknown})
     return ImportRequest(
         paths=tuple(options["paths"]),
         locid=options["locid"],
         loc12=options.get("loc12"),
         address_state=options.get("address_state"),
-        type=options.get("type"),
+        type=options.get("type") or options.get("category"),
         slocnam=options.get("slocnam"),
+        subid=options.get("subid"),
+        auth_imp=options.get("auth_imp"),
+        is_contributed=bool(options.get("is_contributed")),
+        contribution_source=options.get("contribution_source"),
     )
 
 

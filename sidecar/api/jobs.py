@@ -3,7 +3,7 @@ woken when a retry adds a job. The jobs' events and entries become the wire's di
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sidecar.api import wire
 from sidecar.api.imports import Emitter
@@ -102,8 +102,15 @@ class JobNotifier:
         event: wire.AssetProxyReadyEvent = {"hash": hash, "proxyPath": path}
         self._emitter.emit("asset:proxy-ready", event)
 
+    def gps_enriched(self, locid: str, lat: float, lng: float, source: MediaType) -> None:
+        kind: Literal["image", "video"] = "video" if source is MediaType.VIDEO else "image"
+        event: wire.LocationGpsEnrichedEvent = {"locid": locid, "lat": lat, "lng": lng, "source": kind}
+        self._emitter.emit("location:gps-enriched", event)
+
     def dead_letter(self, entry: DeadLetterEntry) -> None:
-        event: wire.JobsDeadLetterEvent = dead_letter_entry(entry)
+        listed = dead_letter_entry(entry)
+        # The later app's event also says when, as `timestamp` (its job-worker-service.ts).
+        event: wire.JobsDeadLetterEvent = {**listed, "timestamp": listed["failedAt"]}
         self._emitter.emit("jobs:deadLetter", event)
 
 

@@ -15,6 +15,10 @@ IsoDate: TypeAlias = str
 Uuid: TypeAlias = str
 
 
+# A location (or sub-location) id as the app issues it: a UUID (the first generation) or 16 lowercase hex characters (the later generation's BLAKE3 ids).
+LocationId: TypeAlias = str
+
+
 # An import session id (`import_sessions.session_id`; the sidecar issues UUIDs).
 SessionId: TypeAlias = str
 
@@ -44,7 +48,14 @@ MediaType: TypeAlias = Literal["image", "video", "document", "map"]
 
 # A background job queue, named as the app names it (no `import:` prefix).
 QueueName: TypeAlias = Literal[
-    "exiftool", "thumbnail", "ffprobe", "video-proxy", "live-photo", "bagit", "location-stats"
+    "exiftool",
+    "thumbnail",
+    "ffprobe",
+    "video-proxy",
+    "live-photo",
+    "bagit",
+    "location-stats",
+    "gps-enrichment",
 ]
 
 
@@ -135,7 +146,7 @@ class ImportV2Result(TypedDict):
 
 class ResumableSession(TypedDict):
     sessionId: SessionId
-    locid: Uuid
+    locid: LocationId
     status: ImportStatus
     lastStep: Step
     startedAt: IsoDate
@@ -176,14 +187,19 @@ Semver: TypeAlias = str
 
 
 class ImportV2StartOptions(TypedDict):
-    """Folder naming falls back to address_state, type and slocnam only where the location's row lacks them; omitted means null."""
+    """The import request as either generation of the app sends it. Unknown keys are ignored, as the app's own handler did; folder naming falls back to address_state, type (or category) and slocnam only where the location's row lacks them; omitted means null."""
 
     paths: list[str]
-    locid: Uuid
-    loc12: str
+    locid: LocationId
+    loc12: NotRequired[str]
     address_state: NotRequired[str | None]
     type: NotRequired[str | None]
     slocnam: NotRequired[str | None]
+    category: NotRequired[str | None]
+    subid: NotRequired[LocationId | None]
+    auth_imp: NotRequired[str | None]
+    is_contributed: NotRequired[int | bool]
+    contribution_source: NotRequired[str | None]
 
 
 # The result of `import:v2:start`.
@@ -242,6 +258,7 @@ JobsStatusResult = TypedDict(
         "live-photo": QueueStats,
         "bagit": QueueStats,
         "location-stats": QueueStats,
+        "gps-enrichment": QueueStats,
     },
 )
 
@@ -353,8 +370,28 @@ class AssetProxyReadyEvent(TypedDict):
     proxyPath: str
 
 
-# The params object of the `jobs:deadLetter` notification. A job just went dead.
-JobsDeadLetterEvent: TypeAlias = DeadLetterEntry
+class JobsDeadLetterEvent(TypedDict):
+    """The params object of the `jobs:deadLetter` notification. A job just went dead: its DeadLetterEntry, plus the later app's `timestamp`."""
+
+    id: int
+    jobId: JobId
+    originalJobId: JobId
+    queue: QueueName
+    payload: dict[str, Any]
+    error: str | None
+    attempts: int | None
+    failedAt: IsoDate
+    acknowledged: bool
+    timestamp: IsoDate
+
+
+class LocationGpsEnrichedEvent(TypedDict):
+    """The params object of the `location:gps-enriched` notification (the later app's event). A location without coordinates got them from its imported media; the map can place it."""
+
+    locid: LocationId
+    lat: float
+    lng: float
+    source: Literal["image", "video"]
 
 
 class SidecarReadyEvent(TypedDict):

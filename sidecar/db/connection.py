@@ -20,7 +20,7 @@ import aiosqlite
 
 from sidecar.db import schema
 from sidecar.db.transaction import committed, immediate, is_busy
-from sidecar.errors import SchemaTooOld
+from sidecar.errors import LaterAppDatabase, SchemaTooOld
 from sidecar.log import get_logger
 
 BUSY_TIMEOUT_S = 10.0
@@ -163,6 +163,9 @@ async def _prepare(conn: aiosqlite.Connection) -> None:
                 await conn.execute(statement)
         log.info("created app schema", extra={"action": "db.create_schema"})
     else:
+        later = schema.later_app_differences(app_tables)
+        if later:
+            raise LaterAppDatabase(later)
         missing = schema.missing_columns(app_tables)
         if missing:
             raise SchemaTooOld("Database schema too old: missing " + ", ".join(missing), missing=missing)

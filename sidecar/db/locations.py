@@ -22,3 +22,9 @@ async def find_location(db: Database, locid: str) -> Location | None:
         "SELECT locid, loc12, locnam, slocnam, type, address_state FROM locs WHERE locid = ?", (locid,)
     )
     return None if row is None else Location(*row)
+
+
+async def sublocation_of(db: Database, subid: str, locid: str) -> bool:
+    """Whether `subid` is a sub-location (`slocs`) of location `locid`."""
+    row = await db.fetch_one("SELECT 1 FROM slocs WHERE subid = ? AND locid = ?", (subid, locid))
+    return row is not None

@@ -460,6 +460,8 @@ def imported_columns(prefix: str) -> tuple[str, ...]:
         "imported_by_id",
         "imported_by",
         "file_size_bytes",
+        # The maps table has no contribution columns (the app rebuilt it without them: M43).
+        *(() if prefix == "map" else ("is_contributed", "contribution_source")),
     )
 
 
@@ -603,6 +605,19 @@ REQUIRED_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
     }
 )
+
+
+def later_app_differences(existing: Mapping[str, set[str]]) -> list[str]:
+    """What marks the later generation of the app (bizzlechizzle/abandoned-archive, its
+    electron/main/database.ts: migration 67 renamed locs.type to category; ADR-046 dropped loc12
+    and made ids 16-hex BLAKE3 hashes). Empty for the first generation's database."""
+    locs = existing.get("locs", set())
+    if "category" not in locs or "type" in locs:
+        return []
+    differences = ["locs.category instead of locs.type"]
+    if "loc12" not in locs:
+        differences.append("no locs.loc12")
+    return differences
 
 
 def missing_columns(existing: Mapping[str, set[str]]) -> list[str]:

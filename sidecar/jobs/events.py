@@ -27,5 +27,8 @@ class JobEvents(Protocol):
 
     def proxy_ready(self, hash: str, path: str) -> None: ...
 
+    def gps_enriched(self, locid: str, lat: float, lng: float, source: MediaType) -> None:
+        """A location without coordinates got them from its media."""
+
     def dead_letter(self, entry: DeadLetterEntry) -> None:
         """A job exhausted its attempts (or failed for good)."""

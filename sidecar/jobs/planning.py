@@ -37,10 +37,11 @@ def jobs_for(file: ArchivedFile, session_id: str) -> list[NewJob]:
     return jobs
 
 
-def location_jobs(locid: str, session_id: str) -> list[NewJob]:
+def location_jobs(locid: str, session_id: str, subid: str | None = None) -> list[NewJob]:
     """Per touched location, once its files are committed."""
     payload = {"locid": locid, "sessionId": session_id}
     return [
+        NewJob(Queue.GPS_ENRICHMENT, {**payload, "subid": subid}, Priority.NORMAL),
         NewJob(Queue.LIVE_PHOTO, dict(payload), Priority.NORMAL),
         NewJob(Queue.BAGIT, dict(payload), Priority.LOW),
         NewJob(Queue.LOCATION_STATS, dict(payload), Priority.LOW),
@@ -57,7 +58,9 @@ class ImportJobs:
         await insert_jobs(conn, jobs, now)
         return len(jobs)
 
-    async def queue_location(self, conn: aiosqlite.Connection, locid: str, session_id: str, now: str) -> int:
-        jobs = location_jobs(locid, session_id)
+    async def queue_location(
+        self, conn: aiosqlite.Connection, locid: str, subid: str | None, session_id: str, now: str
+    ) -> int:
+        jobs = location_jobs(locid, session_id, subid)
         await insert_jobs(conn, jobs, now)
         return len(jobs)

@@ -29,6 +29,7 @@ CONCURRENCY: dict[Queue, int] = {
     Queue.LIVE_PHOTO: 1,
     Queue.BAGIT: 1,
     Queue.LOCATION_STATS: 1,
+    Queue.GPS_ENRICHMENT: 1,
 }
 TIMEOUT_S: dict[Queue, float] = {
     Queue.EXIFTOOL: 60.0,
@@ -38,6 +39,7 @@ TIMEOUT_S: dict[Queue, float] = {
     Queue.LIVE_PHOTO: 300.0,
     Queue.BAGIT: 6 * 3600.0,
     Queue.LOCATION_STATS: 300.0,
+    Queue.GPS_ENRICHMENT: 60.0,
 }
 # After an unexpected database error in a queue loop or in writing a job's end (e.g. the app held
 # the lock past our busy timeout): try again after this long (the loop sooner when woken).

@@ -27,6 +27,7 @@ class Queue(StrEnum):
     LIVE_PHOTO = "live-photo"
     BAGIT = "bagit"
     LOCATION_STATS = "location-stats"
+    GPS_ENRICHMENT = "gps-enrichment"  # the later app's queue (its IMPORT_QUEUES.GPS_ENRICHMENT)
 
 
 class Priority(IntEnum):
@@ -95,7 +96,7 @@ _STATUSES = ("pending", "processing", "completed", "failed", "dead")
 # A queue whose jobs wait until another queue has nothing left to do. `depends_on` names one
 # parent; a `live-photo` job needs every metadata job of its import first (SPEC §6), and waiting for
 # the whole metadata queue to be idle guarantees that with one indexed lookup per claim.
-WAITS_FOR_IDLE: dict[Queue, Queue] = {Queue.LIVE_PHOTO: Queue.EXIFTOOL}
+WAITS_FOR_IDLE: dict[Queue, Queue] = {Queue.LIVE_PHOTO: Queue.EXIFTOOL, Queue.GPS_ENRICHMENT: Queue.EXIFTOOL}
 
 # Oldest is first inserted (rowid), which is `created_at`'s order for rows written as they are
 # created: ordered so, the claim walks the app's (queue, status, priority) index, whose entries end

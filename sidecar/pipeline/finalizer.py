@@ -41,22 +41,25 @@ def display_path(path: str) -> str:
 
 def _media_row(file: JournalFile, session: SessionRecord, now: str) -> tuple[list[str], tuple[Any, ...]]:
     assert file.hash is not None and file.target is not None
-    columns = list(imported_columns(media_table(file.media_type).prefix))
-    values = (
-        file.hash,
-        os.path.basename(file.target),
-        display_path(os.path.basename(file.path)),
-        file.target,
-        display_path(file.path),
-        session.locid,
-        None,
-        session.username,
-        now,
-        session.user_id,
-        session.username,
-        file.size,
-    )
-    return columns, values
+    table = media_table(file.media_type)
+    values = {
+        table.column("hash"): file.hash,
+        table.column("nam"): os.path.basename(file.target),
+        table.column("namo"): display_path(os.path.basename(file.path)),
+        table.column("loc"): file.target,
+        table.column("loco"): display_path(file.path),
+        "locid": session.locid,
+        "subid": session.subid,
+        "auth_imp": session.author,
+        table.column("add"): now,
+        "imported_by_id": session.user_id,
+        "imported_by": session.username,
+        "file_size_bytes": file.size,
+        "is_contributed": session.is_contributed,
+        "contribution_source": session.contribution_source,
+    }
+    columns = list(imported_columns(table.prefix))
+    return columns, tuple(values[column] for column in columns)
 
 
 class JobPlanner(Protocol):
@@ -68,7 +71,7 @@ class JobPlanner(Protocol):
     ) -> int: ...
 
     async def queue_location(
-        self, conn: aiosqlite.Connection, locid: str, session_id: str, now: str
+        self, conn: aiosqlite.Connection, locid: str, subid: str | None, session_id: str, now: str
     ) -> int: ...
 
 
@@ -123,7 +126,7 @@ class Finalizer:
     async def queue_location_jobs(self, conn: aiosqlite.Connection, session: SessionRecord, now: str) -> int:
         """Per touched location, in the import's last transaction (with its completed status), so a
         crash can neither lose them nor queue them twice."""
-        jobs = await self._jobs.queue_location(conn, session.locid, session.session_id, now)
+        jobs = await self._jobs.queue_location(conn, session.locid, session.subid, session.session_id, now)
         await _count_jobs(conn, session, jobs)
         return jobs
 

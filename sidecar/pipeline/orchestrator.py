@@ -18,7 +18,7 @@ from sidecar.archive.layout import UnsafeLocation, location_folder
 from sidecar.db import settings
 from sidecar.db.connection import Database
 from sidecar.db.errors import database_refusal
-from sidecar.db.locations import Location, find_location
+from sidecar.db.locations import Location, find_location, sublocation_of
 from sidecar.errors import (
     ArchiveNotConfigured,
     InvalidParams,
@@ -45,7 +45,19 @@ from sidecar.timestamps import now_iso
 # At shutdown the running page may finish for this long before in-flight copies are stopped.
 SHUTDOWN_PAGE_GRACE_S = 4.0
 # The location values an import keeps with its session (its folder is named from them).
-_FOLDER_FIELDS = ("locid", "loc12", "address_state", "type", "slocnam")
+# What an import keeps of its request with its session: the location values its folder is named
+# from, and what goes into every row it writes.
+_KEPT_FIELDS = (
+    "locid",
+    "loc12",
+    "address_state",
+    "type",
+    "slocnam",
+    "subid",
+    "auth_imp",
+    "is_contributed",
+    "contribution_source",
+)
 
 log = get_logger(__name__)
 
@@ -60,6 +72,10 @@ class ImportRequest:
     address_state: str | None = None
     type: str | None = None
     slocnam: str | None = None
+    subid: str | None = None  # a sub-location of the location
+    auth_imp: str | None = None  # who took the media, when not the importing user
+    is_contributed: bool = False
+    contribution_source: str | None = None
 
 
 @dataclass
@@ -113,7 +129,10 @@ class ImportOrchestrator:
         row = await find_location(self._db, request.locid)
         if row is None:
             raise LocationNotFound(locid=request.locid)
-        values = {name: getattr(request, name) for name in _FOLDER_FIELDS}
+        if request.subid is not None and not await sublocation_of(self._db, request.subid, row.locid):
+            message = f"not a sub-location of location {row.locid}: {request.subid}"
+            raise InvalidParams([{"path": "/0/subid", "message": message}])
+        values = {name: getattr(request, name) for name in _KEPT_FIELDS}
         try:
             location_folder(Path(archive_root), _location(row, values))
         except UnsafeLocation as exc:

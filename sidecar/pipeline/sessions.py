@@ -31,6 +31,24 @@ class SessionRecord:
     skipped: int
     jobs_queued: int
 
+    # What the import was asked to write into every row (the request's attribution).
+    @property
+    def subid(self) -> str | None:
+        return self.request.get("subid")
+
+    @property
+    def author(self) -> str | None:
+        """`auth_imp`: who took the media, as the request says, else the importing user."""
+        return self.request.get("auth_imp") or self.username
+
+    @property
+    def is_contributed(self) -> int:
+        return int(bool(self.request.get("is_contributed")))
+
+    @property
+    def contribution_source(self) -> str | None:
+        return self.request.get("contribution_source")
+
     @classmethod
     def pending(
         cls,

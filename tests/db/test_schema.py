@@ -15,7 +15,7 @@ import pytest
 
 from sidecar.db import schema
 from sidecar.db.connection import Database
-from sidecar.errors import OwnSchemaTooNew, SchemaTooOld, SidecarError
+from sidecar.errors import LaterAppDatabase, OwnSchemaTooNew, SchemaTooOld, SidecarError
 
 REPO = Path(__file__).resolve().parents[2]
 # The copy the tests read (its first line says where it comes from), and the original beside the
@@ -485,6 +485,28 @@ async def test_existing_file_missing_a_column_and_a_table_is_refused(tmp_path: P
         # Refused means untouched: not even our own tables were added.
         assert _app_master(conn) == before
         assert not any(t.startswith(schema.OWN_PREFIX) for t in _tables(conn))
+
+
+async def test_the_later_app_s_database_is_refused_naming_what_differs(tmp_path: Path) -> None:
+    """The later generation (abandoned-archive, electron/main/database.ts: migration 67 renamed
+    locs.type to category; ADR-046 dropped loc12) is newer, not older: it is named as such."""
+    path = tmp_path / "later.db"
+    _make_app_db(path)
+    with _sqlite(path) as conn:
+        # Its locs table: the same columns, but category for type and no loc12.
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(locs)") if r[1] not in ("loc12", "type")]
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("DROP TABLE locs")
+        conn.execute(f"CREATE TABLE locs ({', '.join(columns)}, category TEXT)")
+        before = _app_master(conn)
+
+    refused = await _refused(path, LaterAppDatabase)
+
+    assert refused.data["differences"] == ["locs.category instead of locs.type", "no locs.loc12"]
+    assert "later generation of AU Archive" in refused.message
+    assert "locs.category instead of locs.type" in refused.message and "too old" not in refused.message
+    with _sqlite(path) as conn:
+        assert _app_master(conn) == before
 
 
 async def test_existing_complete_file_gets_no_app_ddl_only_own_tables(tmp_path: Path) -> None:

@@ -346,7 +346,10 @@ async def test_dead_letters_shape_order_and_limit(db: Database, store: JobStore)
         "acknowledged": False,
     }
     assert (wire[2]["jobId"], wire[2]["acknowledged"]) == ("job-102", True)  # acknowledged ones listed too
-    assert CONTRACT.notification_issues("jobs:deadLetter", wire[0]) == []
+    # The event is the entry plus the later app's timestamp (api/jobs.py's JobNotifier adds it).
+    assert (
+        CONTRACT.notification_issues("jobs:deadLetter", {**wire[0], "timestamp": wire[0]["failedAt"]}) == []
+    )
 
 
 async def test_retry_dead_letter_keeps_queue_priority_payload(db: Database, store: JobStore) -> None:

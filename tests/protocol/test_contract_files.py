@@ -37,9 +37,19 @@ SPEC_NOTIFICATIONS = {
     "asset:metadata-complete",
     "asset:proxy-ready",
     "jobs:deadLetter",
+    "location:gps-enriched",  # the later app's (SPEC §3.3)
     "sidecar:ready",
 }
-QUEUES = ["exiftool", "thumbnail", "ffprobe", "video-proxy", "live-photo", "bagit", "location-stats"]
+QUEUES = [
+    "exiftool",
+    "thumbnail",
+    "ffprobe",
+    "video-proxy",
+    "live-photo",
+    "bagit",
+    "location-stats",
+    "gps-enrichment",
+]
 
 ROOT = protocol_dir()
 SCHEMA_FILES = sorted((ROOT / "schemas").glob("*.json"))
@@ -161,7 +171,7 @@ def test_every_ref_resolves() -> None:
 
 def test_x_errors_document_every_code() -> None:
     table = {e["code"]: e for e in OPENRPC["x-errors"]}
-    assert set(table) == {-32700, -32600, -32601, -32602, -32603, *range(1001, 1010)}
+    assert set(table) == {-32700, -32600, -32601, -32602, -32603, *range(1001, 1011)}
     assert all(e["kind"] and e["message"] and e["description"] for e in table.values())
     assert table[1001]["message"] == "Archive folder not configured. Please set it in Settings."
     kinds = {
@@ -173,6 +183,7 @@ def test_x_errors_document_every_code() -> None:
         1007: "own_schema_too_new",
         1008: "database_busy",
         1009: "database_full",
+        1010: "later_app_database",
     }
     assert {code: table[code]["kind"] for code in kinds} == kinds
 
@@ -204,7 +215,8 @@ def test_unknown_method_is_a_key_error() -> None:
 
 def test_summary_is_one_line_with_the_params_shape() -> None:
     assert CONTRACT.summary("import:v2:start").startswith(
-        "import:v2:start [{paths, locid, loc12, address_state?, type?, slocnam?}] — "
+        "import:v2:start [{paths, locid, loc12?, address_state?, type?, slocnam?, category?, subid?,"
+        " auth_imp?, is_contributed?, contribution_source?}] — "
     )
     assert CONTRACT.summary("jobs:deadLetter").startswith("jobs:deadLetter [queue?] — ")
     assert CONTRACT.summary("jobs:retry").startswith("jobs:retry [{deadLetterId}] — ")
@@ -224,7 +236,26 @@ START: dict[str, Any] = {
 }
 
 VALID_PARAMS: dict[str, list[list[Any]]] = {
-    "import:v2:start": [[START], [{"paths": ["C:\\Users\\ana\\Pictures"], "locid": LOCID, "loc12": "A1"}]],
+    "import:v2:start": [
+        [START],
+        [{"paths": ["C:\\Users\\ana\\Pictures"], "locid": LOCID, "loc12": "A1"}],
+        # The later app: a 16-hex locid, no loc12, category, attribution, keys the sidecar ignores.
+        [
+            {
+                "paths": ["/Volumes/SD/DCIM"],
+                "locid": "9f86d081884c7d65",
+                "address_state": "NY",
+                "category": "Factory",
+                "slocnam": None,
+                "subid": "2c26b46b68ffc68f",
+                "auth_imp": "ana",
+                "is_contributed": 1,
+                "contribution_source": "Flickr",
+                "somethingNew": {"any": "thing"},
+            }
+        ],
+        [{**START, "subid": None, "is_contributed": True, "auth_imp": None}],
+    ],
     "import:v2:cancel": [[SESSION]],
     "import:v2:status": [[]],
     "import:v2:resumable": [[]],
@@ -256,11 +287,13 @@ INVALID_PARAMS: list[tuple[str, list[Any], list[tuple[str, str]]]] = [
         [{**{k: v for k, v in START.items() if k != "locid"}, "paths": ["/ok", "/bad\x00name"]}],
         [("/0", "'locid' is a required property"), ("/0/paths/1", "does not match")],
     ),
+    ("import:v2:start", [{**START, "subid": "loc-1"}], [("/0/subid", "does not match")]),
     (
         "import:v2:start",
-        [{**START, "bogus": 1}],
-        [("/0", "Additional properties are not allowed ('bogus' was unexpected)")],
+        [{**START, "is_contributed": 2}],
+        [("/0/is_contributed", "greater than the maximum of 1")],
     ),
+    ("import:v2:start", [{**START, "category": 5}], [("/0/category", "5 is not of type 'string', 'null'")]),
     ("import:v2:start", [{**START, "paths": []}], [("/0/paths", "should be non-empty")]),
     ("import:v2:start", [{**START, "paths": ["/a", ""]}], [("/0/paths/1", "should be non-empty")]),
     ("import:v2:start", [{**START, "loc12": "../../etc"}], [("/0/loc12", "does not match")]),
@@ -318,10 +351,9 @@ def test_issues_sort_numerically_and_stay_bounded_for_a_hostile_request() -> Non
     hostile = {**START, "paths": ["x" * 5000] * 10_001}
     issues = CONTRACT.params_issues("import:v2:start", [hostile])
     assert len(issues) == 100
-    assert issues[0]["path"] == "/0/paths"
-    assert issues[0]["message"].endswith("is too long (at most 10000 items)")
-    assert paths(issues)[1:4] == ["/0/paths/0", "/0/paths/1", "/0/paths/2"]
-    assert issues[-1]["message"] == "…and 9903 more problems from here on"
+    assert paths(issues)[:3] == ["/0/paths/0", "/0/paths/1", "/0/paths/2"]
+    assert paths(issues)[9:11] == ["/0/paths/9", "/0/paths/10"]  # numeric order, not text order
+    assert issues[-1]["message"] == "…and 9902 more problems from here on"
     assert max(len(issue["message"]) for issue in issues) <= 300
 
 
@@ -474,7 +506,7 @@ DRIFTED_RESULTS: list[tuple[str, Any, list[str]]] = [
         ["/0/startedAt"],
     ),
     ("jobs:status", {**{q: STATS for q in QUEUES}, "thumbnail": without(STATS, "dead")}, ["/thumbnail"]),
-    ("jobs:status", {f"import:{q}": STATS for q in QUEUES}, [""] * 8),
+    ("jobs:status", {f"import:{q}": STATS for q in QUEUES}, [""] * 9),
     ("jobs:deadLetter", [without(DEAD, "originalJobId")], ["/0"]),
     ("jobs:deadLetter", [{**DEAD, "acknowledged": 0}], ["/0/acknowledged"]),
     ("jobs:deadLetter", [DEAD] * 101, [""]),
@@ -555,7 +587,8 @@ VALID_NOTIFICATIONS: dict[str, list[Any]] = {
         }
     ],
     "asset:proxy-ready": [{"hash": HASH, "proxyPath": f"/Volumes/Archive/locations/x/.{HASH}.proxy.mp4"}],
-    "jobs:deadLetter": [DEAD],
+    "jobs:deadLetter": [{**DEAD, "timestamp": ENDED}],
+    "location:gps-enriched": [{"locid": LOCID, "lat": 42.8864, "lng": -78.8784, "source": "image"}],
     "sidecar:ready": [{"version": "0.1.0", "protocolVersion": "1.0.0", "pid": 48213}],
 }
 
@@ -583,7 +616,13 @@ DRIFTED_NOTIFICATIONS: list[tuple[str, Any, list[str]]] = [
         ["/metadata"],
     ),
     ("asset:proxy-ready", {"hash": HASH, "proxyPath": "/a.mp4", "type": "proxy"}, [""]),
-    ("jobs:deadLetter", {**DEAD, "failedAt": "2025-12-05T23:17:11.640+00:00"}, ["/failedAt"]),
+    (
+        "jobs:deadLetter",
+        {**DEAD, "timestamp": ENDED, "failedAt": "2025-12-05T23:17:11.640+00:00"},
+        ["/failedAt"],
+    ),
+    ("jobs:deadLetter", DEAD, [""]),  # without the later app's timestamp
+    ("location:gps-enriched", {"locid": LOCID, "lat": 91, "lng": 0, "source": "image"}, ["/lat"]),
     ("sidecar:ready", {"version": "0.1.0", "protocolVersion": "1", "pid": 1}, ["/protocolVersion"]),
 ]
 

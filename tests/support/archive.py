@@ -60,6 +60,17 @@ def add_location(
     return LocationFixture(locid, loc12, params)
 
 
+def add_sublocation(db_path: Path, locid: str, subid: str, subnam: str = "Boiler House") -> str:
+    """A `slocs` row of location `locid`, as the app writes one; returns its id."""
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute(
+            "INSERT INTO slocs (subid, sub12, locid, subnam) VALUES (?, ?, ?, ?)",
+            (subid, subid.replace("-", "")[:12], locid, subnam),
+        )
+    return subid
+
+
 # A media type as the job payloads name it → the app table's column prefix (a key of MEDIA).
 PREFIX = {"image": "img", "video": "vid", "document": "doc", "map": "map"}
 
