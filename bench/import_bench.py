@@ -38,8 +38,8 @@ from typing import Any, cast
 
 from bench.common import percentile, say
 from bench.datasets import LAYOUTS, MIB, Dataset, generate
-from tests.e2e.archive_checks import add_location
-from tests.sidecar_client import SidecarProcess
+from tests.support.archive import add_location
+from tests.support.client import SidecarProcess
 
 OUT = Path(__file__).resolve().parent / "out"
 STEPS = ("scanning", "hashing", "copying", "validating", "finalizing")

@@ -33,8 +33,7 @@ from sidecar.jobs.scheduler import CONCURRENCY
 from sidecar.jobs.store import Queue
 from sidecar.tools.discovery import discover
 from sidecar.tools.exiftool import ExifToolPool
-from tests.e2e.archive_checks import add_location
-from tests.jobs.media_rows import add_media_row
+from tests.support.archive import add_location, add_media_row
 
 TARGETS = {"exiftool": 100.0, "thumbnail": 8.0}  # jobs/s (issue 4)
 STATUS_P99_TARGET_S = 0.050

@@ -24,7 +24,7 @@ from typing import Any
 from bench.common import percentile, say
 from bench.datasets import Dataset, generate
 from bench.import_bench import close_sidecar, open_sidecar, proc_status_kb
-from tests.e2e.archive_checks import add_location
+from tests.support.archive import add_location
 
 DATASETS = ("huge", "small", "mixed")
 POLLED = ("import:v2:status", "jobs:status", "jobs:deadLetter")

@@ -35,8 +35,7 @@ from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
 from sidecar.tools.discovery import Toolset
 from sidecar.tools.exiftool import ExifToolPool
-from tests.e2e.archive_checks import add_location
-from tests.jobs.media_rows import add_media_row
+from tests.support.archive import add_location, add_media_row
 
 WIDTH, HEIGHT = 6000, 4000
 TARGET_IMAGES_S = 8.0

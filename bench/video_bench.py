@@ -35,8 +35,7 @@ from sidecar.jobs.scheduler import CONCURRENCY, JobScheduler
 from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
 from sidecar.tools.discovery import Toolset, discover
-from tests.e2e.archive_checks import add_location
-from tests.jobs.media_rows import add_media_row
+from tests.support.archive import add_location, add_media_row
 
 BITRATE = "16M"
 

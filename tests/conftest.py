@@ -90,7 +90,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ]
     # The slow set alone (scripts/test-full) and the fast tier (scripts/test-fast, "not process")
     # check no contract: they run beside the full suite.
-    subset = session.config.option.keyword or session.config.option.markexpr not in ("", "not slow")
+    option = session.config.option
+    subset = (
+        option.keyword
+        or option.markexpr not in ("", "not slow")
+        or option.ignore
+        or option.ignore_glob
+        or option.deselect
+    )
     if not full_run or exitstatus != 0 or subset:
         return
     untested = sorted((CONTRACT.methods - NOT_YET_IMPLEMENTED) - SEEN_RESULTS)

@@ -12,14 +12,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sidecar.api.jobs import JobNotifier
 from sidecar.db import connection
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext, JobHandler
@@ -43,6 +42,7 @@ from tests.support.archive import (
     write,
 )
 from tests.support.client import RpcError, SidecarPaths, Spawn
+from tests.support.jobs import RecordedEvents
 from tests.support.media import make_jpeg, make_video
 
 MEDIA_ROWS = "SELECT imgloc, imghash FROM imgs UNION ALL SELECT vidloc, vidhash FROM vids"
@@ -526,17 +526,6 @@ async def test_an_import_started_on_a_full_database_disk_is_refused_as_full_and_
     assert_archive_invariant(paths.db, paths.archive)
 
 
-class JobEvents:
-    """The scheduler's event sink in these tests: dead letters are queued for the test to await."""
-
-    def __init__(self) -> None:
-        self.dead: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
-        if event == "jobs:deadLetter":
-            self.dead.put_nowait(payload)
-
-
 @asynccontextmanager
 async def scheduler_running(
     store: JobStore,
@@ -545,9 +534,9 @@ async def scheduler_running(
     tools: Toolset | None = None,
     archive: Path | None = None,
     timeouts_s: Mapping[Queue, float] | None = None,
-) -> AsyncIterator[JobEvents]:
+) -> AsyncIterator[RecordedEvents]:
     """The real scheduler over `store` with these handlers, stopped at the end."""
-    events = JobEvents()
+    events = RecordedEvents()
 
     async def toolset() -> Toolset:
         return tools or Toolset(None, None, None)
@@ -560,7 +549,7 @@ async def scheduler_running(
         handlers,
         tools=toolset,
         archive_root=archive_root,
-        events=JobNotifier(events),
+        events=events,
         timeouts_s=timeouts_s,
     )
     task = asyncio.create_task(scheduler.run(), name="jobs-under-test")

@@ -3,12 +3,11 @@ is on an event or a store call, bounded by `asyncio.timeout`."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 
-from sidecar.api.jobs import JobNotifier
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.scheduler import JobScheduler
@@ -16,20 +15,10 @@ from sidecar.jobs.store import DeadLetterEntry, JobStore, NewJob, Queue, insert_
 from sidecar.rpc.contract import Contract
 from sidecar.timestamps import now_iso
 from sidecar.tools.discovery import Toolset
+from tests.support.jobs import RecordedEvents
 
 BOUND_S = 5.0
 CONTRACT = Contract.load()
-
-
-class Events:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.dead: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
-        self.sent.append((event, payload))
-        if event == "jobs:deadLetter":
-            self.dead.put_nowait(payload)
 
 
 class RecordingStore(JobStore):
@@ -61,7 +50,7 @@ def store(db: Database) -> RecordingStore:
 @pytest.fixture
 async def start(store: RecordingStore) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[JobScheduler, asyncio.Task[None]]] = []
-    events = Events()
+    events = RecordedEvents()
 
     async def tools() -> Toolset:
         return Toolset(None, None, None)
@@ -69,9 +58,11 @@ async def start(store: RecordingStore) -> AsyncIterator[Callable[..., Any]]:
     async def archive_root() -> str | None:
         return "/archive"
 
-    async def make(handlers: Mapping[Queue, JobHandler], **options: Any) -> tuple[JobScheduler, Events]:
+    async def make(
+        handlers: Mapping[Queue, JobHandler], **options: Any
+    ) -> tuple[JobScheduler, RecordedEvents]:
         scheduler = JobScheduler(
-            store, handlers, tools=tools, archive_root=archive_root, events=JobNotifier(events), **options
+            store, handlers, tools=tools, archive_root=archive_root, events=events, **options
         )
         task = asyncio.create_task(scheduler.run(), name="jobs-test")
         started.append((scheduler, task))

@@ -1,6 +1,7 @@
 """For the job handlers' tests: an event sink that checks every payload against `protocol/`, and
 the type of the `make_context` fixture."""
 
+import asyncio
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -16,11 +17,14 @@ class RecordedEvents(JobNotifier):
     def __init__(self) -> None:
         super().__init__(self)
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.dead: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # jobs:deadLetter, to await
 
     def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
         issues = CONTRACT.notification_issues(event, payload)
         assert not issues, f"{event} payload breaks protocol/: {issues}"
         self.sent.append((event, payload))
+        if event == "jobs:deadLetter":
+            self.dead.put_nowait(payload)
 
     def of(self, event: str) -> list[dict[str, Any]]:
         return [payload for name, payload in self.sent if name == event]

@@ -333,17 +333,6 @@ async def test_missing_ffmpeg_or_ffprobe_names_the_option(
         assert isinstance(raised.value, PermanentFailure)
 
 
-class DeadLetters(RecordedEvents):
-    def __init__(self) -> None:
-        super().__init__()
-        self.dead: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    def emit(self, event: str, payload: dict[str, Any], latest_key: Hashable | None = None) -> None:
-        super().emit(event, payload, latest_key)
-        if event == "jobs:deadLetter":
-            self.dead.put_nowait(payload)
-
-
 async def test_through_the_scheduler_a_failing_transcode_retries_then_goes_dead(
     archive: Path, db: Database, db_path: Path, location: LocationFixture, toolset: Toolset
 ) -> None:
@@ -355,7 +344,7 @@ async def test_through_the_scheduler_a_failing_transcode_retries_then_goes_dead(
     job = NewJob(Queue.VIDEO_PROXY, _payload(digest, bad))
     async with db.transaction() as conn:
         await insert_jobs(conn, [job], now_iso())
-    events = DeadLetters()
+    events = RecordedEvents()
 
     async def tools() -> Toolset:
         return toolset
