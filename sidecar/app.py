@@ -188,7 +188,8 @@ class Sidecar:
         store: JobStore | None,
         scheduler: JobScheduler | None,
     ) -> Dispatcher:
-        sidecar_api = SidecarApi(self._config, db, self._hash_workers, tools, self.request_stop)
+        watch = None if scheduler is None else scheduler.watch
+        sidecar_api = SidecarApi(self._config, db, self._hash_workers, tools, self.request_stop, watch)
         import_api = ImportApi(imports, db_error)
         jobs_api = JobsApi(store, scheduler, db_error)
         handlers: dict[str, Handler] = {

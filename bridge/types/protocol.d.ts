@@ -278,6 +278,15 @@ export interface SidecarInfoResult {
     ffprobe: null | ToolInfo;
     ffmpeg: null | ToolInfo;
   };
+  /** Who runs the background jobs: this sidecar's lock name, and any other worker seen on the same jobs table (the app's own job worker still running, or another sidecar): it should not be there. */
+  jobWorkers?: {
+    self: string;
+    others: ({
+      lockedBy: string;
+      lastSeenAt: IsoDate;
+      how: "holds a job" | "took a job of ours";
+    })[];
+  };
 }
 
 /** `sidecar:shutdown`: Stop gracefully. Params, as the preload passes them. */

@@ -9,6 +9,7 @@ from sidecar import PROTOCOL_VERSION, __version__
 from sidecar.config import Config
 from sidecar.db import settings
 from sidecar.db.connection import Database
+from sidecar.jobs.coexistence import WorkerWatch
 from sidecar.rpc.dispatcher import Handler
 from sidecar.tools.discovery import Tool, Toolset
 
@@ -25,7 +26,9 @@ class SidecarApi:
         hash_workers: int,
         tools: Callable[[], Awaitable[Toolset]],
         request_shutdown: Callable[[], None],
+        job_workers: WorkerWatch | None = None,
     ) -> None:
+        self._job_workers = job_workers
         self._config = config
         self._db = db
         self._hash_workers = hash_workers
@@ -37,7 +40,7 @@ class SidecarApi:
 
     async def info(self) -> dict[str, Any]:
         tools = await self._tools()
-        return {
+        info: dict[str, Any] = {
             "name": "au-sidecar",
             "version": __version__,
             "protocolVersion": PROTOCOL_VERSION,
@@ -52,6 +55,15 @@ class SidecarApi:
                 "ffmpeg": _tool(tools.ffmpeg),
             },
         }
+        if self._job_workers is not None:
+            info["jobWorkers"] = {
+                "self": self._job_workers.worker_id,
+                "others": [
+                    {"lockedBy": o.locked_by, "lastSeenAt": o.last_seen_at, "how": o.how}
+                    for o in self._job_workers.others
+                ],
+            }
+        return info
 
     async def shutdown(self) -> dict[str, bool]:
         self._request_shutdown()

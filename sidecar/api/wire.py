@@ -296,6 +296,19 @@ class SidecarInfoResultTools(TypedDict):
     ffmpeg: ToolInfo | None
 
 
+class SidecarInfoResultJobWorkersOthersItem(TypedDict):
+    lockedBy: str
+    lastSeenAt: IsoDate
+    how: Literal["holds a job", "took a job of ours"]
+
+
+class SidecarInfoResultJobWorkers(TypedDict):
+    """Who runs the background jobs: this sidecar's lock name, and any other worker seen on the same jobs table (the app's own job worker still running, or another sidecar): it should not be there."""
+
+    self: str
+    others: list[SidecarInfoResultJobWorkersOthersItem]
+
+
 class SidecarInfoResult(TypedDict):
     """The result of `sidecar:info`."""
 
@@ -308,6 +321,7 @@ class SidecarInfoResult(TypedDict):
     archivePath: str | None
     hashWorkers: int
     tools: SidecarInfoResultTools
+    jobWorkers: NotRequired[SidecarInfoResultJobWorkers]
 
 
 class SidecarShutdownResult(TypedDict):

@@ -11,9 +11,11 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sidecar.errors import PermanentFailure
+from sidecar.jobs.coexistence import APP_STALE_LOCK_S, WorkerWatch
 from sidecar.jobs.events import JobEvents
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.store import WAITS_FOR_IDLE, ClaimedJob, DeadLetterEntry, JobStore, Queue
@@ -21,6 +23,7 @@ from sidecar.log import get_logger
 from sidecar.timestamps import now_iso
 from sidecar.tools.discovery import Toolset
 
+WORKER_PREFIX = "sidecar-"  # our job locks: `sidecar-<pid>-<random>`
 CONCURRENCY: dict[Queue, int] = {
     Queue.EXIFTOOL: 2,
     Queue.THUMBNAIL: 2,
@@ -68,7 +71,7 @@ class JobScheduler:
         self._events = events
         self._concurrency = {**CONCURRENCY, **(concurrency or {})}
         self._timeouts_s = {**TIMEOUT_S, **(timeouts_s or {})}
-        self.worker_id = worker_id or f"sidecar-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_id or f"{WORKER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._woken = {queue: asyncio.Event() for queue in Queue}
         # A queue may have claimable jobs (set by wake() and when a retry falls due); a claim that
         # finds fewer than it asked for clears it, so a finished job alone does not cost a claim.
@@ -78,6 +81,7 @@ class JobScheduler:
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._stopped = asyncio.Event()
+        self.watch = WorkerWatch(store, self.worker_id)
 
     def wake(self, queues: Iterable[Queue] | None = None) -> None:
         """Claim at once (all queues by default): call after committing new or retried jobs."""
@@ -87,11 +91,14 @@ class JobScheduler:
 
     async def run(self) -> None:
         """Release what an earlier run left `processing`, then serve until `stop()`."""
-        released = await self._store.release_stale(None)
+        others_before = now_iso(timedelta(seconds=-APP_STALE_LOCK_S))
+        released = await self._store.release_stale(WORKER_PREFIX, others_before)
         if released:
             log.info("released stale jobs", extra={"action": "jobs.release_stale", "count": released})
         try:
             async with asyncio.TaskGroup() as tasks:
+                running = lambda: [job.job_id for job in self._running.values()]  # noqa: E731
+                tasks.create_task(self.watch.patrol(running, self._stop_requested), name="jobs-patrol")
                 for queue, handler in self._handlers.items():
                     if not self._stopping:
                         self._loops.append(
@@ -251,12 +258,18 @@ class JobScheduler:
 
     async def _finish(self, job: ClaimedJob, result: dict[str, Any] | None, started: float) -> None:
         unblocked = await self._store.complete(job.job_id, result, worker_id=self.worker_id)
+        if unblocked is None:
+            await self._taken(job)
+            return
         log.info("job done", extra={"action": "jobs.done", **_fields(job, started)})
         if unblocked:
             self.wake(unblocked)
 
     async def _fail(self, job: ClaimedJob, error: str, retryable: bool, started: float) -> None:
         dead = await self._store.fail(job.job_id, error, worker_id=self.worker_id, retryable=retryable)
+        if dead is None:
+            await self._taken(job)
+            return
         fields = {**_fields(job, started), "error": error}
         if not dead:
             # Claim again rather than wait for the retry's time: it may have passed already (the
@@ -268,6 +281,11 @@ class JobScheduler:
         log.error("job dead", extra={"action": "jobs.dead", **fields, "dead_children": len(dead) - 1})
         for entry in dead:
             self._emit_dead(entry)
+
+    async def _taken(self, job: ClaimedJob) -> None:
+        """The job was taken from us meanwhile (another worker reset our lock): its end is theirs."""
+        holder = await self._store.db.fetch_one("SELECT locked_by FROM jobs WHERE job_id = ?", (job.job_id,))
+        self.watch.noticed(None if holder is None else holder[0], "took a job of ours")
 
     def _emit_dead(self, entry: DeadLetterEntry) -> None:
         self._events.dead_letter(entry)

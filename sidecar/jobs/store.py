@@ -140,9 +140,17 @@ WHERE job_id = ? AND status = 'pending'"""
 _INSERT_DEAD_LETTER = """
 INSERT INTO job_dead_letter (job_id, queue, payload, error, attempts, failed_at, acknowledged)
 VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id"""
+# Left `processing` by an earlier run of ours (our locks start with the prefix), or by another
+# worker longer ago than the app's own stale-lock limit (its locks are its own until then).
 _RELEASE_STALE = """
 UPDATE jobs SET status = 'pending', locked_by = NULL, locked_at = NULL
-WHERE status = 'processing' AND (? IS NULL OR substr(locked_by, 1, length(?)) = ?)"""
+WHERE status = 'processing'
+  AND (locked_by IS NULL OR substr(locked_by, 1, length(?)) = ? OR locked_at IS NULL OR locked_at < ?)"""
+_TOUCH = """
+UPDATE jobs SET locked_at = ? WHERE status = 'processing' AND locked_by = ? AND job_id IN ({ids})"""
+_OTHER_LOCKERS = """
+SELECT DISTINCT locked_by FROM jobs
+WHERE status = 'processing' AND locked_by IS NOT NULL AND locked_by != ?"""
 _RELEASE = """
 UPDATE jobs SET status = 'pending', locked_by = NULL, locked_at = NULL, started_at = NULL,
                 attempts = max(attempts - 1, 0)
@@ -281,29 +289,31 @@ class JobStore:
                     )
         return claimed
 
-    async def complete(self, job_id: str, result: dict[str, Any] | None, *, worker_id: str) -> list[Queue]:
-        """Mark the job completed; returns the queues holding children it may have unblocked
-        (empty too when the job was no longer ours)."""
+    async def complete(
+        self, job_id: str, result: dict[str, Any] | None, *, worker_id: str
+    ) -> list[Queue] | None:
+        """Mark the job completed; returns the queues holding children it may have unblocked, or
+        None when the job was no longer ours (nothing is written then)."""
         encoded = None if result is None else orjson.dumps(result).decode()
         async with self.db.transaction() as conn:
             cursor = await conn.execute(_COMPLETE, (encoded, now_iso(), job_id, worker_id))
             if cursor.rowcount == 0:
-                return []
+                return None
             async with conn.execute(_WAITING_CHILD_QUEUES, (job_id,)) as rows:
                 return [Queue(row[0]) for row in await rows.fetchall() if row[0] in _QUEUE_NAMES]
 
     async def fail(
         self, job_id: str, error: str, *, worker_id: str, retryable: bool = True
-    ) -> list[DeadLetterEntry]:
+    ) -> list[DeadLetterEntry] | None:
         """Below `max_attempts`: pending again after a backoff. Otherwise the job is dead, and so is
         every pending job depending on it (transitively); returns their dead-letter entries, this
-        job's first. Empty when it was retried, or when the job was no longer ours."""
+        job's first. Empty when it was retried; None when the job was no longer ours."""
         now = now_iso()
         async with self.db.transaction() as conn:
             async with conn.execute(_SELECT_OWNED, (job_id, worker_id)) as cursor:
                 row = await cursor.fetchone()
             if row is None:
-                return []
+                return None
             attempts: int = row["attempts"]
             if retryable and attempts < row["max_attempts"]:
                 delay = backoff_s(
@@ -316,14 +326,24 @@ class JobStore:
             entry = await _dead_letter(conn, job_id, row["queue"], row["payload"], error, attempts, now)
             return [entry, *await _bury_children(conn, job_id, row["queue"], error, now)]
 
-    async def release_stale(self, worker_id_prefix: str | None = None) -> int:
-        """Put jobs left `processing` by an earlier run back to pending (all of them, or those whose
-        lock starts with the prefix). Attempts stay as they are: the interrupted try counts, so a job
-        that crashes the process cannot loop forever."""
+    async def release_stale(self, own_prefix: str, others_locked_before: str) -> int:
+        """Put back to pending the jobs an earlier run of ours left `processing` (locks starting with
+        `own_prefix`), and another worker's older than `others_locked_before`. Attempts stay as they
+        are: the interrupted try counts, so a job that crashes the process cannot loop forever."""
         async with self.db.transaction() as conn:
-            params = (worker_id_prefix, worker_id_prefix, worker_id_prefix)
-            cursor = await conn.execute(_RELEASE_STALE, params)
+            cursor = await conn.execute(_RELEASE_STALE, (own_prefix, own_prefix, others_locked_before))
             return cursor.rowcount
+
+    async def touch(self, job_ids: Sequence[str], *, worker_id: str) -> None:
+        """Refresh the locks of jobs we are running (another worker takes an old lock for abandoned)."""
+        for chunk in chunked(job_ids, MAX_VARIABLES):
+            async with self.db.transaction() as conn:
+                sql = _TOUCH.format(ids=", ".join("?" * len(chunk)))
+                await conn.execute(sql, (now_iso(), worker_id, *chunk))
+
+    async def other_lockers(self, worker_id: str) -> list[str]:
+        """Who else holds jobs now."""
+        return [row[0] for row in await self.db.fetch_all(_OTHER_LOCKERS, (worker_id,))]
 
     async def release(self, job_id: str, *, worker_id: str) -> bool:
         """A job stopped by shutdown: pending again, and the stopped try is not counted."""

@@ -583,7 +583,7 @@ async def test_a_job_that_ends_while_the_app_holds_the_database_is_recorded_once
     class Store(JobStore):
         async def complete(
             self, job_id: str, result: dict[str, Any] | None, *, worker_id: str
-        ) -> list[Queue]:
+        ) -> list[Queue] | None:
             try:
                 unblocked = await super().complete(job_id, result, worker_id=worker_id)
             except sqlite3.OperationalError:

@@ -11,11 +11,10 @@ import pytest
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.scheduler import JobScheduler
-from sidecar.jobs.store import DeadLetterEntry, JobStore, NewJob, Queue, insert_jobs
+from sidecar.jobs.store import DeadLetterEntry, JobStore, NewJob, Queue
 from sidecar.rpc.contract import Contract
-from sidecar.timestamps import now_iso
 from sidecar.tools.discovery import Toolset
-from tests.support.jobs import RecordedEvents
+from tests.support.jobs import RecordedEvents, add_jobs, job_row
 
 BOUND_S = 5.0
 CONTRACT = Contract.load()
@@ -29,14 +28,16 @@ class RecordingStore(JobStore):
         self.completed: asyncio.Queue[str] = asyncio.Queue()
         self.failed: asyncio.Queue[str] = asyncio.Queue()
 
-    async def complete(self, job_id: str, result: dict[str, Any] | None, *, worker_id: str) -> list[Queue]:
+    async def complete(
+        self, job_id: str, result: dict[str, Any] | None, *, worker_id: str
+    ) -> list[Queue] | None:
         unblocked = await super().complete(job_id, result, worker_id=worker_id)
         self.completed.put_nowait(job_id)
         return unblocked
 
     async def fail(
         self, job_id: str, error: str, *, worker_id: str, retryable: bool = True
-    ) -> list[DeadLetterEntry]:
+    ) -> list[DeadLetterEntry] | None:
         dead = await super().fail(job_id, error, worker_id=worker_id, retryable=retryable)
         self.failed.put_nowait(job_id)
         return dead
@@ -76,18 +77,6 @@ async def start(store: RecordingStore) -> AsyncIterator[Callable[..., Any]]:
             await task
 
 
-async def add(db: Database, *jobs: NewJob) -> list[str]:
-    async with db.transaction() as conn:
-        await insert_jobs(conn, jobs, now_iso())
-    return [job.job_id for job in jobs]
-
-
-async def row(db: Database, job_id: str) -> dict[str, Any]:
-    found = await db.fetch_one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
-    assert found is not None
-    return dict(found)
-
-
 async def next_of(queue: "asyncio.Queue[Any]") -> Any:
     async with asyncio.timeout(BOUND_S):
         return await queue.get()
@@ -105,19 +94,19 @@ async def test_fills_every_free_slot(db: Database, store: RecordingStore, start:
         await release.wait()
         return {"n": ctx.payload["n"]}
 
-    ids = await add(db, *(NewJob(Queue.EXIFTOOL, {"n": n}) for n in range(3)))
+    ids = await add_jobs(db, *(NewJob(Queue.EXIFTOOL, {"n": n}) for n in range(3)))
     scheduler, _ = await start({Queue.EXIFTOOL: handler})
     scheduler.wake()
 
     async with asyncio.timeout(BOUND_S):
         await two_running.wait()
     assert sorted(running) == sorted(ids[:2])  # both slots at once, oldest first
-    assert [(await row(db, i))["status"] for i in ids] == ["processing", "processing", "pending"]
+    assert [(await job_row(db, i))["status"] for i in ids] == ["processing", "processing", "pending"]
 
     release.set()
     done = {await next_of(store.completed) for _ in range(3)}
     assert done == set(ids)
-    assert (await row(db, ids[2]))["result"] == '{"n":2}'
+    assert (await job_row(db, ids[2]))["result"] == '{"n":2}'
 
 
 async def test_wake_starts_new_work_immediately(db: Database, store: RecordingStore, start: Any) -> None:
@@ -126,21 +115,21 @@ async def test_wake_starts_new_work_immediately(db: Database, store: RecordingSt
     async def handler(ctx: JobContext) -> None:
         seen.put_nowait(ctx)
 
-    (first,) = await add(db, NewJob(Queue.THUMBNAIL, {"hash": "first"}))
+    (first,) = await add_jobs(db, NewJob(Queue.THUMBNAIL, {"hash": "first"}))
     scheduler, _ = await start({Queue.THUMBNAIL: handler})
     assert scheduler.worker_id.startswith("sidecar-")
     # The start-up claim found one job for two slots: the queue is now idle, with nothing due, and
     # claims again only when woken (there is no poll that would find the next job).
     assert (await next_of(seen)).job_id == first
     assert await next_of(store.completed) == first
-    (job_id,) = await add(db, NewJob(Queue.THUMBNAIL, {"hash": "abc"}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.THUMBNAIL, {"hash": "abc"}))
     scheduler.wake([Queue.THUMBNAIL])
 
     ctx = await next_of(seen)
     assert (ctx.job_id, ctx.queue, ctx.payload, ctx.attempt) == (job_id, Queue.THUMBNAIL, {"hash": "abc"}, 1)
     assert (ctx.archive_root, ctx.db, ctx.tools) == ("/archive", db, Toolset(None, None, None))
     assert await next_of(store.completed) == job_id
-    assert (await row(db, job_id))["status"] == "completed"
+    assert (await job_row(db, job_id))["status"] == "completed"
     assert "jobs-thumbnail" in {t.get_name() for t in asyncio.all_tasks()}
 
 
@@ -154,7 +143,7 @@ async def test_children_run_once_their_parent_completes(
 
     parent = NewJob(Queue.EXIFTOOL, {"name": "parent"})
     child = NewJob(Queue.THUMBNAIL, {"name": "child"}, depends_on=parent.job_id)
-    await add(db, parent, child)
+    await add_jobs(db, parent, child)
     scheduler, _ = await start({Queue.EXIFTOOL: handler, Queue.THUMBNAIL: handler})
     scheduler.wake()
 
@@ -173,7 +162,7 @@ async def test_failing_job_is_retried_then_dead_with_a_notification(
 
     parent = NewJob(Queue.FFPROBE, {"hash": "f"})
     child = NewJob(Queue.THUMBNAIL, {"hash": "f"}, depends_on=parent.job_id)
-    await add(db, parent, child)
+    await add_jobs(db, parent, child)
     with caplog.at_level(logging.INFO, logger="sidecar.jobs.scheduler"):
         scheduler, events = await start({Queue.FFPROBE: handler})
         scheduler.wake()
@@ -191,9 +180,9 @@ async def test_failing_job_is_retried_then_dead_with_a_notification(
     assert second["error"] == f"Dependency {parent.job_id} (ffprobe) is dead: boom 3"
     for payload in (first, second):
         assert CONTRACT.notification_issues("jobs:deadLetter", payload) == []
-    parent_row = await row(db, parent.job_id)
+    parent_row = await job_row(db, parent.job_id)
     assert (parent_row["status"], parent_row["attempts"], parent_row["error"]) == ("dead", 3, "boom 3")
-    assert (await row(db, child.job_id))["status"] == "dead"
+    assert (await job_row(db, child.job_id))["status"] == "dead"
     actions = [getattr(r, "action", None) for r in caplog.records]
     assert actions.count("jobs.failed") == 2 and actions.count("jobs.dead") == 1
 
@@ -204,12 +193,12 @@ async def test_a_retried_job_can_succeed(db: Database, store: RecordingStore, st
             raise ValueError("first try fails")
         return {"attempt": ctx.attempt}
 
-    (job_id,) = await add(db, NewJob(Queue.LIVE_PHOTO, {}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.LIVE_PHOTO, {}))
     scheduler, events = await start({Queue.LIVE_PHOTO: handler})
     scheduler.wake()
 
     assert await next_of(store.completed) == job_id
-    found = await row(db, job_id)
+    found = await job_row(db, job_id)
     assert (found["status"], found["attempts"], found["last_error"], found["result"]) == (
         "completed",
         2,
@@ -229,7 +218,7 @@ async def test_hanging_job_times_out(db: Database, store: RecordingStore, start:
             cancelled.set()
             raise
 
-    (job_id,) = await add(db, NewJob(Queue.BAGIT, {}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.BAGIT, {}))
     async with db.transaction() as conn:
         await conn.execute("UPDATE jobs SET max_attempts = 1")
     scheduler, events = await start({Queue.BAGIT: handler}, timeouts_s={Queue.BAGIT: 0.05})
@@ -238,7 +227,7 @@ async def test_hanging_job_times_out(db: Database, store: RecordingStore, start:
     entry = await next_of(events.dead)
     assert (entry["jobId"], entry["error"], entry["attempts"]) == (job_id, "timed out after 0.05 s", 1)
     assert cancelled.is_set()
-    assert (await row(db, job_id))["status"] == "dead"
+    assert (await job_row(db, job_id))["status"] == "dead"
 
 
 async def test_stop_releases_a_running_job_without_using_an_attempt(
@@ -255,17 +244,17 @@ async def test_stop_releases_a_running_job_without_using_an_attempt(
             cancelled.set()
             raise
 
-    (job_id,) = await add(db, NewJob(Queue.VIDEO_PROXY, {}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.VIDEO_PROXY, {}))
     scheduler, _ = await start({Queue.VIDEO_PROXY: handler})
     scheduler.wake()
     async with asyncio.timeout(BOUND_S):
         await started.wait()
-    assert (await row(db, job_id))["attempts"] == 1
+    assert (await job_row(db, job_id))["attempts"] == 1
 
     await scheduler.stop(0.01)
 
     assert cancelled.is_set()
-    found = await row(db, job_id)
+    found = await job_row(db, job_id)
     assert (found["status"], found["attempts"], found["locked_by"], found["locked_at"]) == (
         "pending",
         0,
@@ -285,7 +274,7 @@ async def test_stop_lets_a_job_finish_within_the_grace(
         started.set()
         await finish.wait()
 
-    (job_id,) = await add(db, NewJob(Queue.EXIFTOOL, {}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.EXIFTOOL, {}))
     scheduler, _ = await start({Queue.EXIFTOOL: handler})
     scheduler.wake()
     async with asyncio.timeout(BOUND_S):
@@ -296,21 +285,21 @@ async def test_stop_lets_a_job_finish_within_the_grace(
     async with asyncio.timeout(BOUND_S):
         await stopping
 
-    assert (await row(db, job_id))["status"] == "completed"
+    assert (await job_row(db, job_id))["status"] == "completed"
 
 
 async def test_a_queue_without_handler_is_not_run(db: Database, store: RecordingStore, start: Any) -> None:
     async def handler(ctx: JobContext) -> None:
         return None
 
-    orphan, served = await add(db, NewJob(Queue.LOCATION_STATS, {}), NewJob(Queue.EXIFTOOL, {}))
+    orphan, served = await add_jobs(db, NewJob(Queue.LOCATION_STATS, {}), NewJob(Queue.EXIFTOOL, {}))
     scheduler, _ = await start({Queue.EXIFTOOL: handler})
     scheduler.wake()
 
     assert await next_of(store.completed) == served
     names = {t.get_name() for t in asyncio.all_tasks()}
     assert "jobs-exiftool" in names and "jobs-location-stats" not in names
-    found = await row(db, orphan)
+    found = await job_row(db, orphan)
     assert (found["status"], found["attempts"]) == ("pending", 0)
 
 
@@ -320,10 +309,10 @@ async def test_run_releases_jobs_left_processing_by_an_earlier_run(
     async def handler(ctx: JobContext) -> None:
         return None
 
-    (job_id,) = await add(db, NewJob(Queue.EXIFTOOL, {}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.EXIFTOOL, {}))
     await store.claim(Queue.EXIFTOOL, "sidecar-crashed", 1)
 
     await start({Queue.EXIFTOOL: handler})
 
     assert await next_of(store.completed) == job_id
-    assert (await row(db, job_id))["attempts"] == 2  # the interrupted try counted
+    assert (await job_row(db, job_id))["attempts"] == 2  # the interrupted try counted

@@ -20,10 +20,10 @@ from sidecar.jobs.store import (
     Priority,
     Queue,
     backoff_s,
-    insert_jobs,
 )
 from sidecar.rpc.contract import Contract
 from sidecar.timestamps import now_iso
+from tests.support.jobs import add_jobs, job_row
 
 WORKER = "sidecar-test-1"
 CONTRACT = Contract.load()
@@ -34,40 +34,30 @@ def store(db: Database) -> JobStore:
     return JobStore(db)
 
 
-async def add(db: Database, *jobs: NewJob, created_at: str | None = None) -> list[str]:
-    async with db.transaction() as conn:
-        await insert_jobs(conn, jobs, created_at or now_iso())
-    return [job.job_id for job in jobs]
-
-
 async def execute(db: Database, sql: str, params: tuple[Any, ...] = ()) -> None:
     async with db.transaction() as conn:
         await conn.execute(sql, params)
 
 
-async def job_row(db: Database, job_id: str) -> dict[str, Any]:
-    row = await db.fetch_one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
-    assert row is not None
-    return dict(row)
-
-
 async def fail_to_death(store: JobStore, queue: Queue, error: str = "boom") -> list[Any]:
     (job,) = await store.claim(queue, WORKER, 1)
-    return await store.fail(job.job_id, error, worker_id=WORKER, retryable=False)
+    dead = await store.fail(job.job_id, error, worker_id=WORKER, retryable=False)
+    assert dead is not None
+    return dead
 
 
 async def test_claim_orders_by_priority_then_age(db: Database, store: JobStore) -> None:
     low = NewJob(Queue.EXIFTOOL, {"n": "low"}, Priority.LOW)
     normal_old = NewJob(Queue.EXIFTOOL, {"n": "normal-old"})
-    await add(db, low, normal_old, created_at="2025-01-01T00:00:00.000Z")
+    await add_jobs(db, low, normal_old, created_at="2025-01-01T00:00:00.000Z")
     normal_new = NewJob(Queue.EXIFTOOL, {"n": "normal-new"})
     high = NewJob(Queue.EXIFTOOL, {"n": "high"}, Priority.HIGH)
-    await add(db, normal_new, high, created_at="2025-01-02T00:00:00.000Z")
+    await add_jobs(db, normal_new, high, created_at="2025-01-02T00:00:00.000Z")
     # Same priority and created_at: insertion order (rowid) decides.
     tie_a = NewJob(Queue.EXIFTOOL, {"n": "tie-a"}, Priority.LOW)
     tie_b = NewJob(Queue.EXIFTOOL, {"n": "tie-b"}, Priority.LOW)
-    await add(db, tie_a, tie_b, created_at="2025-01-03T00:00:00.000Z")
-    await add(db, NewJob(Queue.THUMBNAIL, {"n": "other queue"}, Priority.HIGH))
+    await add_jobs(db, tie_a, tie_b, created_at="2025-01-03T00:00:00.000Z")
+    await add_jobs(db, NewJob(Queue.THUMBNAIL, {"n": "other queue"}, Priority.HIGH))
 
     first = await store.claim(Queue.EXIFTOOL, WORKER, 1)
     rest = await store.claim(Queue.EXIFTOOL, WORKER, 10)
@@ -101,7 +91,7 @@ async def test_listing_dead_letters_never_sorts_them_all(db: Database) -> None:
 
 
 async def test_claim_returns_post_claim_values(db: Database, store: JobStore) -> None:
-    (job_id,) = await add(db, NewJob(Queue.FFPROBE, {"hash": "ab"}, Priority.HIGH))
+    (job_id,) = await add_jobs(db, NewJob(Queue.FFPROBE, {"hash": "ab"}, Priority.HIGH))
 
     (job,) = await store.claim(Queue.FFPROBE, WORKER, 5)
 
@@ -120,7 +110,7 @@ async def test_concurrent_claimers_never_get_the_same_job(tmp_path: Path) -> Non
     first_db = await Database.open(tmp_path / "x.db")
     second_db = await Database.open(tmp_path / "x.db")
     try:
-        ids = await add(first_db, *(NewJob(Queue.THUMBNAIL, {"i": i}) for i in range(40)))
+        ids = await add_jobs(first_db, *(NewJob(Queue.THUMBNAIL, {"i": i}) for i in range(40)))
         stores = [JobStore(first_db), JobStore(second_db)]
         # Twenty claims of two at once, ten through each connection: if any two claims shared a
         # job, fewer than all forty would be handed out.
@@ -141,7 +131,7 @@ async def test_concurrent_claimers_never_get_the_same_job(tmp_path: Path) -> Non
 async def test_child_waits_for_parent_and_runs_after_it_completes(db: Database, store: JobStore) -> None:
     parent = NewJob(Queue.EXIFTOOL, {"hash": "p"})
     child = NewJob(Queue.THUMBNAIL, {"hash": "c"}, Priority.HIGH, depends_on=parent.job_id)
-    await add(db, parent, child)
+    await add_jobs(db, parent, child)
 
     assert await store.claim(Queue.THUMBNAIL, WORKER, 5) == []
     (claimed,) = await store.claim(Queue.EXIFTOOL, WORKER, 5)
@@ -158,8 +148,8 @@ async def test_child_waits_for_parent_and_runs_after_it_completes(db: Database, 
 
 async def test_live_photo_waits_until_no_metadata_job_is_left(db: Database, store: JobStore) -> None:
     """A Live Photo needs the metadata of every file of its import (SPEC §6), more than one parent."""
-    await add(db, NewJob(Queue.EXIFTOOL, {"n": 1}), NewJob(Queue.EXIFTOOL, {"n": 2}))
-    [live] = await add(db, NewJob(Queue.LIVE_PHOTO, {"locid": "l"}))
+    await add_jobs(db, NewJob(Queue.EXIFTOOL, {"n": 1}), NewJob(Queue.EXIFTOOL, {"n": 2}))
+    [live] = await add_jobs(db, NewJob(Queue.LIVE_PHOTO, {"locid": "l"}))
     assert await store.claim(Queue.LIVE_PHOTO, WORKER, 1) == []
     claimed = await store.claim(Queue.EXIFTOOL, WORKER, 1)
     await store.complete(claimed[0].job_id, None, worker_id=WORKER)
@@ -178,7 +168,7 @@ async def test_dead_parent_kills_its_children_transitively(db: Database, store: 
     sibling = NewJob(Queue.FFPROBE, {"hash": "s"}, depends_on=parent.job_id)
     grandchild = NewJob(Queue.VIDEO_PROXY, {"hash": "g"}, depends_on=child.job_id)
     unrelated = NewJob(Queue.THUMBNAIL, {"hash": "u"})
-    await add(db, parent, child, sibling, grandchild, unrelated)
+    await add_jobs(db, parent, child, sibling, grandchild, unrelated)
 
     entries = await fail_to_death(store, Queue.EXIFTOOL, "exiftool crashed")
 
@@ -201,7 +191,7 @@ async def test_dead_parent_kills_its_children_transitively(db: Database, store: 
 
 
 async def test_retry_after_is_respected(db: Database, store: JobStore) -> None:
-    (job_id,) = await add(db, NewJob(Queue.BAGIT, {"locid": "x"}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.BAGIT, {"locid": "x"}))
     await execute(
         db, "UPDATE jobs SET retry_after = ? WHERE job_id = ?", (now_iso(timedelta(hours=1)), job_id)
     )
@@ -233,7 +223,7 @@ def test_backoff_is_capped_exponential_with_jitter(attempts: int, expected: floa
 
 async def test_failure_below_max_goes_back_to_pending_after_backoff(db: Database) -> None:
     store = JobStore(db, rng=lambda: 0.5)
-    (job_id,) = await add(db, NewJob(Queue.EXIFTOOL, {"hash": "a"}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.EXIFTOOL, {"hash": "a"}))
     (job,) = await store.claim(Queue.EXIFTOOL, WORKER, 1)
     before = now_iso(timedelta(seconds=2))
 
@@ -248,11 +238,13 @@ async def test_failure_below_max_goes_back_to_pending_after_backoff(db: Database
 
 
 async def test_max_attempts_makes_the_job_dead_with_a_dead_letter(db: Database, store: JobStore) -> None:
-    (job_id,) = await add(db, NewJob(Queue.THUMBNAIL, {"hash": "h"}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.THUMBNAIL, {"hash": "h"}))
     results = []
     for _ in range(3):
         (job,) = await store.claim(Queue.THUMBNAIL, WORKER, 1)
-        results.append(await store.fail(job.job_id, f"try {job.attempts}", worker_id=WORKER))
+        failed = await store.fail(job.job_id, f"try {job.attempts}", worker_id=WORKER)
+        assert failed is not None
+        results.append(failed)
         await execute(db, "UPDATE jobs SET retry_after = NULL WHERE job_id = ?", (job_id,))
 
     assert results[:2] == [[], []]
@@ -276,22 +268,22 @@ async def test_max_attempts_makes_the_job_dead_with_a_dead_letter(db: Database, 
 
 
 async def test_finishing_only_acts_on_the_callers_processing_job(db: Database, store: JobStore) -> None:
-    (job_id,) = await add(db, NewJob(Queue.EXIFTOOL, {}))
-    assert await store.fail(job_id, "not claimed", worker_id=WORKER, retryable=False) == []
+    (job_id,) = await add_jobs(db, NewJob(Queue.EXIFTOOL, {}))
+    assert await store.fail(job_id, "not claimed", worker_id=WORKER, retryable=False) is None
     (job,) = await store.claim(Queue.EXIFTOOL, WORKER, 1)
 
-    assert await store.complete(job_id, None, worker_id="someone-else") == []
-    assert await store.fail(job_id, "x", worker_id="someone-else", retryable=False) == []
+    assert await store.complete(job_id, None, worker_id="someone-else") is None
+    assert await store.fail(job_id, "x", worker_id="someone-else", retryable=False) is None
     assert (await job_row(db, job_id))["status"] == "processing"
 
     await store.complete(job.job_id, None, worker_id=WORKER)
-    assert await store.fail(job_id, "late", worker_id=WORKER, retryable=False) == []
+    assert await store.fail(job_id, "late", worker_id=WORKER, retryable=False) is None
     row = await job_row(db, job_id)
     assert (row["status"], row["result"], row["error"]) == ("completed", None, None)
 
 
 async def test_stats_cover_every_queue_and_count_dead(db: Database, store: JobStore) -> None:
-    await add(db, NewJob(Queue.EXIFTOOL, {}), NewJob(Queue.EXIFTOOL, {}), NewJob(Queue.BAGIT, {}))
+    await add_jobs(db, NewJob(Queue.EXIFTOOL, {}), NewJob(Queue.EXIFTOOL, {}), NewJob(Queue.BAGIT, {}))
     await fail_to_death(store, Queue.BAGIT)
     await store.claim(Queue.EXIFTOOL, WORKER, 1)
 
@@ -353,7 +345,7 @@ async def test_dead_letters_shape_order_and_limit(db: Database, store: JobStore)
 
 
 async def test_retry_dead_letter_keeps_queue_priority_payload(db: Database, store: JobStore) -> None:
-    await add(db, NewJob(Queue.VIDEO_PROXY, {"hash": "v"}, Priority.HIGH))
+    await add_jobs(db, NewJob(Queue.VIDEO_PROXY, {"hash": "v"}, Priority.HIGH))
     await execute(db, "UPDATE jobs SET max_attempts = 5")
     (entry,) = await fail_to_death(store, Queue.VIDEO_PROXY)
 
@@ -377,7 +369,7 @@ async def test_retry_dead_letter_keeps_queue_priority_payload(db: Database, stor
 
 
 async def test_acknowledge_counts_only_rows_it_changed(db: Database, store: JobStore) -> None:
-    await add(db, *(NewJob(Queue.LIVE_PHOTO, {"i": i}) for i in range(3)))
+    await add_jobs(db, *(NewJob(Queue.LIVE_PHOTO, {"i": i}) for i in range(3)))
     ids = [(await fail_to_death(store, Queue.LIVE_PHOTO))[0].id for _ in range(3)]
 
     assert await store.acknowledge([ids[0], ids[1], ids[1], 9999]) == 2
@@ -393,11 +385,11 @@ async def test_clear_completed_keeps_parents_of_waiting_children(db: Database, s
     free = NewJob(Queue.EXIFTOOL, {"n": "no waiting child"})
     finished_parent = NewJob(Queue.EXIFTOOL, {"n": "parent of completed"})
     recent = NewJob(Queue.EXIFTOOL, {"n": "recent"})
-    await add(db, waited_on, running_parent, free, finished_parent, recent)
+    await add_jobs(db, waited_on, running_parent, free, finished_parent, recent)
     pending_child = NewJob(Queue.THUMBNAIL, {}, depends_on=waited_on.job_id)
     processing_child = NewJob(Queue.FFPROBE, {}, depends_on=running_parent.job_id)
     done_child = NewJob(Queue.BAGIT, {}, depends_on=finished_parent.job_id)
-    await add(db, pending_child, processing_child, done_child)
+    await add_jobs(db, pending_child, processing_child, done_child)
     old = now_iso(-timedelta(days=2))
     await execute(
         db, "UPDATE jobs SET status = 'completed', completed_at = ? WHERE queue = 'exiftool'", (old,)
@@ -421,13 +413,14 @@ async def test_clear_completed_keeps_parents_of_waiting_children(db: Database, s
 async def test_release_stale_frees_processing_jobs_without_counting_again(
     db: Database, store: JobStore
 ) -> None:
-    ids = await add(db, *(NewJob(Queue.EXIFTOOL, {"i": i}) for i in range(3)))
+    ids = await add_jobs(db, *(NewJob(Queue.EXIFTOOL, {"i": i}) for i in range(3)))
     await store.claim(Queue.EXIFTOOL, "old-run-1", 2)
-    await execute(db, "UPDATE jobs SET locked_by = 'elsewhere' WHERE job_id = ?", (ids[1],))
+    # The second is held by another worker (the app's), its lock fresh at first.
+    await execute(db, "UPDATE jobs SET locked_by = 'worker-1a2b3c4d' WHERE job_id = ?", (ids[1],))
 
-    assert await store.release_stale("old-run-") == 1
-    assert await store.release_stale(None) == 1
-    assert await store.release_stale(None) == 0
+    assert await store.release_stale("old-run-", "2000-01-01T00:00:00.000Z") == 1  # ours only
+    assert await store.release_stale("old-run-", "2000-01-01T00:00:00.000Z") == 0
+    assert await store.release_stale("old-run-", "2999-01-01T00:00:00.000Z") == 1  # theirs, now stale
 
     rows = [await job_row(db, job_id) for job_id in ids]
     assert [(r["status"], r["locked_by"], r["locked_at"]) for r in rows] == [("pending", None, None)] * 3
@@ -438,7 +431,7 @@ async def test_release_stale_frees_processing_jobs_without_counting_again(
 async def test_release_returns_a_stopped_job_without_consuming_an_attempt(
     db: Database, store: JobStore
 ) -> None:
-    (job_id,) = await add(db, NewJob(Queue.EXIFTOOL, {}))
+    (job_id,) = await add_jobs(db, NewJob(Queue.EXIFTOOL, {}))
     await store.claim(Queue.EXIFTOOL, WORKER, 1)
 
     assert await store.release(job_id, worker_id="not-me") is False
@@ -450,7 +443,7 @@ async def test_release_returns_a_stopped_job_without_consuming_an_attempt(
 
 async def test_jobs_api_shapes_results(db: Database, store: JobStore) -> None:
     api = JobsApi(store, None, None)
-    await add(db, NewJob(Queue.EXIFTOOL, {"x": 1}))
+    await add_jobs(db, NewJob(Queue.EXIFTOOL, {"x": 1}))
     (entry,) = await fail_to_death(store, Queue.EXIFTOOL)
 
     status = await api.status()

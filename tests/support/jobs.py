@@ -6,7 +6,10 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from sidecar.api.jobs import JobNotifier
+from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext
+from sidecar.jobs.store import NewJob, insert_jobs
+from sidecar.timestamps import now_iso
 from tests.support.client import CONTRACT
 
 
@@ -32,3 +35,16 @@ class RecordedEvents(JobNotifier):
 
 # The `make_context` fixture: a JobContext for (queue, payload, *, tools=None, attempt=1).
 ContextMaker = Callable[..., JobContext]
+
+
+async def add_jobs(db: Database, *jobs: NewJob, created_at: str | None = None) -> list[str]:
+    """Queue jobs as an import does (one transaction); returns their ids."""
+    async with db.transaction() as conn:
+        await insert_jobs(conn, jobs, created_at or now_iso())
+    return [job.job_id for job in jobs]
+
+
+async def job_row(db: Database, job_id: str) -> dict[str, Any]:
+    row = await db.fetch_one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+    assert row is not None
+    return dict(row)
