@@ -238,7 +238,7 @@ def test_piped_commands_to_a_given_command(tmp_path: Path) -> None:
     done = subprocess.run(
         [*REPL, "--", *command], input=script, capture_output=True, text=True, timeout=60, cwd=REPO
     )
-    assert "import:v2:start [{paths, locid, loc12, address_state?, type?, slocnam?}]" in done.stdout
+    assert "import:v2:start [{paths, locid, loc12?, address_state?, type?, slocnam?, category?" in done.stdout
     assert "matching: jobs:deadLetter, jobs:deadLetter" in done.stdout  # the method and the event
     assert f'"dbPath": "{db}"' in done.stdout
     assert "error -32602: Invalid params" in done.stdout

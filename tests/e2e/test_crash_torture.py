@@ -111,6 +111,7 @@ class Card:
             "live-photo": 1,
             "bagit": 1,
             "location-stats": 1,
+            "gps-enrichment": 1,
         }
 
     def asset_events(self) -> int:

@@ -92,7 +92,7 @@ async def test_a_camera_card_is_archived_with_rows_jobs_and_progress(
         by_queue[queue] = by_queue.get(queue, 0) + 1
     assert by_queue == {
         "exiftool": 5, "thumbnail": 3, "ffprobe": 1, "video-proxy": 1,
-        "live-photo": 1, "bagit": 1, "location-stats": 1,
+        "live-photo": 1, "bagit": 1, "location-stats": 1, "gps-enrichment": 1,
     }  # fmt: skip
     ids = {job_id: queue for job_id, queue, *_ in jobs}
     for _, queue, _, status, payload, depends_on, created_at in jobs:
@@ -186,7 +186,7 @@ async def test_a_thousand_images_in_one_import(
     result = await sidecar.request("import:v2:start", location.start_params(tmp_path / "many"), timeout=120)
     assert result["finalizationResult"]["totalFinalized"] == 1000
     assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(1000,)]
-    assert rows(sidecar_paths.db, "SELECT count(*) FROM jobs") == [(2003,)]
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM jobs") == [(2004,)]
     assert rows(sidecar_paths.db, "SELECT img_count FROM imports") == [(1000,)]
 
 

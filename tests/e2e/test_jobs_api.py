@@ -11,7 +11,16 @@ import pytest
 from tests.support.archive import add_location, plant_dead_letter, rows, write
 from tests.support.client import RpcError, SidecarPaths, SidecarProcess
 
-QUEUES = {"exiftool", "thumbnail", "ffprobe", "video-proxy", "live-photo", "bagit", "location-stats"}
+QUEUES = {
+    "exiftool",
+    "thumbnail",
+    "ffprobe",
+    "video-proxy",
+    "live-photo",
+    "bagit",
+    "location-stats",
+    "gps-enrichment",
+}
 
 
 async def test_status_counts_the_jobs_an_import_queued(
@@ -33,6 +42,7 @@ async def test_status_counts_the_jobs_an_import_queued(
         "live-photo": 1,
         "bagit": 1,
         "location-stats": 1,
+        "gps-enrichment": 1,
     }
 
 
