@@ -10,17 +10,9 @@ import pytest
 
 from tests.support.archive import add_location, plant_dead_letter, rows, write
 from tests.support.client import RpcError, SidecarPaths, SidecarProcess
+from tests.support.jobs import APP_QUEUES
 
-QUEUES = {
-    "exiftool",
-    "thumbnail",
-    "ffprobe",
-    "video-proxy",
-    "live-photo",
-    "bagit",
-    "location-stats",
-    "gps-enrichment",
-}
+QUEUES = set(APP_QUEUES)
 
 
 async def test_status_counts_the_jobs_an_import_queued(

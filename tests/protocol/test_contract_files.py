@@ -13,6 +13,7 @@ from referencing.jsonschema import DRAFT202012
 
 from sidecar import PROTOCOL_VERSION, errors
 from sidecar.rpc.contract import OPENRPC_URI, Contract, protocol_dir
+from tests.support.jobs import APP_QUEUES
 
 # SPEC §3.2 and §3.3, as the spec lists them.
 SPEC_METHODS = {
@@ -40,16 +41,7 @@ SPEC_NOTIFICATIONS = {
     "location:gps-enriched",  # the later app's (SPEC §3.3)
     "sidecar:ready",
 }
-QUEUES = [
-    "exiftool",
-    "thumbnail",
-    "ffprobe",
-    "video-proxy",
-    "live-photo",
-    "bagit",
-    "location-stats",
-    "gps-enrichment",
-]
+QUEUES = APP_QUEUES
 
 ROOT = protocol_dir()
 SCHEMA_FILES = sorted((ROOT / "schemas").glob("*.json"))

@@ -12,6 +12,19 @@ from sidecar.jobs.store import NewJob, insert_jobs
 from sidecar.timestamps import now_iso
 from tests.support.client import CONTRACT
 
+# The queues the apps run (SPEC §7 and the later app's gps-enrichment), written out independently
+# of sidecar/jobs/store.py's Queue, so a queue renamed or lost there fails the tests.
+APP_QUEUES = (
+    "exiftool",
+    "thumbnail",
+    "ffprobe",
+    "video-proxy",
+    "live-photo",
+    "bagit",
+    "location-stats",
+    "gps-enrichment",
+)
+
 
 class RecordedEvents(JobNotifier):
     """The jobs' events as the app receives them (through the real JobNotifier), each payload
