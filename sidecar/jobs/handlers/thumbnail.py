@@ -56,6 +56,12 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+# The transpose that reverts the one above: a quarter turn the other way; the others are their own.
+_UNDO = {
+    **_TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
 _ORIENTATION_TAG = 0x0112
 # Resampling (bench/thumbnail_bench.py). The preview is resized from the JPEG's DCT-scaled decode,
 # less than 2x its size (24 MP: 3000x2000 -> 2880x1920), where bilinear is as close to a full-decode
@@ -316,13 +322,20 @@ def target_size(width: int, height: int, short_edge: int) -> tuple[int, int]:
 def _decode_sizes(source: Source) -> dict[int, tuple[Image.Image, bytes | None]]:
     try:
         with Image.open(source.path if source.path is not None else io.BytesIO(source.data or b"")) as image:
-            orientation = source.orientation or _exif_orientation(image)
-            # Every size from the source's own dimensions, so rounding never accumulates.
+            stored = _exif_orientation(image)
+            # Every size from the source's own dimensions, so rounding never accumulates. They are
+            # in the frame `load()` gives, which is already upright where Pillow turns it (TIFF).
             sizes = {edge: target_size(*image.size, edge) for edge in (SM, LG, PREVIEW)}
             size = sizes[PREVIEW]
             # JPEG: decode at 1/2, 1/4 or 1/8 scale (DCT scaling), as small as still covers `size`.
             image.draft(image.mode, size)
             image.load()
+            # Pillow's TIFF loader applies the EXIF orientation itself and then drops the tag
+            # (PIL/TiffImagePlugin.py, load_end: ImageOps.exif_transpose(self, in_place=True), Pillow
+            # 13.0); JPEG, PNG and WebP keep theirs for us to apply. The tag gone after load() is the
+            # one sign of which happened that does not depend on the format or Pillow's version.
+            applied = stored if _exif_orientation(image) == 1 else 1
+            wanted = stored if source.orientation is None else source.orientation
             icc = image.info.get("icc_profile") if image.mode in ("RGB", "L") else None
             preview = _output_mode(image)
             if preview.size != size:
@@ -337,14 +350,24 @@ def _decode_sizes(source: Source) -> dict[int, tuple[Image.Image, bytes | None]]
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as exc:
         # Pillow's decoders raise any of these for truncated or corrupt data.
         raise ThumbnailError(f"cannot decode {source.label}: {exc or type(exc).__name__}") from None
-    transpose = _TRANSPOSE.get(orientation)
-    if transpose is not None:
-        preview = preview.transpose(transpose)
-        if orientation >= 5:  # a quarter turn: width and height swap
-            sizes = {edge: (height, width) for edge, (width, height) in sizes.items()}
+    preview = _reorient(preview, applied, wanted)
+    if (applied >= 5) != (wanted >= 5):  # a quarter turn in all: width and height swap
+        sizes = {edge: (height, width) for edge, (width, height) in sizes.items()}
     lg = _derive(preview, sizes[LG])
     sm = _derive(lg, sizes[SM])
     return {SM: (sm, icc), LG: (lg, icc), PREVIEW: (preview, icc)}
+
+
+def _reorient(image: Image.Image, applied: int, wanted: int) -> Image.Image:
+    """`image` as orientation `wanted` shows it, when the decoder already applied `applied` (a RAW's
+    TIFF preview turned by its own tag, to be shown by the RAW's instead)."""
+    if applied == wanted:
+        return image
+    if applied in _UNDO:
+        image = image.transpose(_UNDO[applied])
+    if wanted in _TRANSPOSE:
+        image = image.transpose(_TRANSPOSE[wanted])
+    return image
 
 
 def _exif_orientation(image: Image.Image) -> int:

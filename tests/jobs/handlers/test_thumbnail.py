@@ -237,6 +237,93 @@ async def test_a_rerun_overwrites_in_place_and_removes_a_killed_runs_temp_files(
     assert len(events.of("asset:thumbnail-ready")) == 2
 
 
+# --- Orientation, per format ---
+
+RED, GREEN = (220, 30, 30), (30, 200, 60)
+# Where the stored top-left (red) and top-right (green) corners show, and whether the image shows
+# portrait, for each EXIF Orientation value: row 0 / column 0 of the stored image are at the
+# visual ... 1 top/left, 2 top/right, 3 bottom/right, 4 bottom/left, 5 left/top, 6 right/top,
+# 7 right/bottom, 8 left/bottom (Exif 2.32, CIPA DC-008, tag 0x0112). Written from the standard,
+# not from Pillow's transpose table, so a wrong mapping in either fails here.
+SHOWN = {
+    1: ("top-left", "top-right", False),
+    2: ("top-right", "top-left", False),
+    3: ("bottom-right", "bottom-left", False),
+    4: ("bottom-left", "bottom-right", False),
+    5: ("top-left", "bottom-left", True),
+    6: ("top-right", "bottom-right", True),
+    7: ("bottom-right", "top-right", True),
+    8: ("bottom-left", "top-left", True),
+}
+CORNERS = {
+    "top-left": (0.1, 0.1),
+    "top-right": (0.9, 0.1),
+    "bottom-left": (0.1, 0.9),
+    "bottom-right": (0.9, 0.9),
+}
+
+
+def _two_corner_image(width: int = 900, height: int = 600) -> Image.Image:
+    """Grey, with a red stored top-left and a green stored top-right: any turn or mirror moves them."""
+    image = Image.new("RGB", (width, height), (128, 128, 128))
+    image.paste(RED, (0, 0, width // 4, height // 4))
+    image.paste(GREEN, (width - width // 4, 0, width, height // 4))
+    return image
+
+
+def _assert_shown_as(paths: dict[str, str], orientation: int) -> None:
+    red_at, green_at, portrait = SHOWN[orientation]
+    expected = {"sm": (400, 600), "lg": (600, 900), "preview": (600, 900)}
+    if not portrait:
+        expected = {name: (height, width) for name, (width, height) in expected.items()}
+    assert _sizes(paths) == expected
+    for path in paths.values():
+        for corner, (fx, fy) in CORNERS.items():
+            colour = _colour_at(path, fx, fy)
+            want = RED if corner == red_at else GREEN if corner == green_at else (128, 128, 128)
+            assert _near(colour, want), f"orientation {orientation}: {corner} of {path} is {colour}"
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(
+    ("extension", "save"),
+    [
+        (".jpg", {"format": "JPEG", "quality": 90}),
+        (".tif", {"format": "TIFF"}),
+        (".tif", {"format": "TIFF", "compression": "tiff_lzw"}),
+        (".png", {"format": "PNG"}),
+        (".webp", {"format": "WEBP", "quality": 90}),
+    ],
+    ids=["jpeg", "tiff", "tiff-lzw", "png", "webp"],
+)
+async def test_every_exif_orientation_gives_upright_thumbnails(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    extension: str,
+    save: dict[str, Any],
+    orientation: int,
+) -> None:
+    photo = archive / "loc" / f"o{orientation}{extension}"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    _two_corner_image().save(photo, **save)
+    # exiftool writes the tag where each format keeps it (IFD0 of a TIFF, the eXIf chunk of a PNG).
+    subprocess.run(
+        [exiftool(), "-q", "-overwrite_original", f"-Orientation#={orientation}", str(photo)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    _assert_shown_as(result["paths"], orientation)
+
+
 # --- RAW ---
 
 
