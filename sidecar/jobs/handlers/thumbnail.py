@@ -8,7 +8,10 @@ import asyncio
 import io
 import os
 import re
-from collections.abc import Callable, Mapping
+import struct
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import import_module
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from PIL import Image
+from PIL import Image, ImageFile, PngImagePlugin
 
 from sidecar import fs
 from sidecar.archive.media import JPEG_EXTENSIONS, RAW_EXTENSIONS, MediaType, extension_of
@@ -293,8 +296,8 @@ async def _record(
 
 
 def render(source: Source, paths: Mapping[int, str], hash_: str) -> None:
-    """Decode once, write every size (`paths`: size -> final path) atomically; raise ThumbnailError
-    when the source cannot be decoded."""
+    """Decode once, write every size (`paths`: size -> final path) atomically. Raises CannotRender
+    when the bytes cannot be decoded, ThumbnailError when they could not be read."""
     images = _decode_sizes(source)
     folder = os.path.dirname(paths[PREVIEW])
     os.makedirs(folder, exist_ok=True)
@@ -319,9 +322,55 @@ def target_size(width: int, height: int, short_edge: int) -> tuple[int, int]:
     return max(1, round(width * short_edge / height)), short_edge
 
 
+def _open(source: Source) -> Image.Image:
+    return Image.open(source.path if source.path is not None else io.BytesIO(source.data or b""))
+
+
+# What Pillow's decoders raise for corrupt data besides OSError (a TIFF without dimensions raises
+# TypeError, a bad IFD struct.error), and for an image past its pixel limit.
+_DECODE_ERRORS = (
+    SyntaxError,
+    ValueError,
+    TypeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+# A PNG's text chunks (an XMP or EXIF profile a camera app wrote as zTXt/iTXt) may be far larger
+# than Pillow's 1 MiB per chunk; the 64 MiB total over all chunks stays Pillow's.
+PNG_TEXT_CHUNK_LIMIT = 16 * 1024 * 1024
+_lenient_lock = threading.Lock()
+_lenient_users = 0
+_strict_settings: tuple[bool, int] = (False, 0)
+
+
+@contextmanager
+def _lenient_decoding() -> Iterator[None]:
+    """While one of our decodes runs: render what a truncated file holds (the rest grey) and accept
+    large PNG text chunks. Pillow reads both as module globals at decode time, with no per-image
+    switch (PIL/ImageFile.py LOAD_TRUNCATED_IMAGES, PIL/PngImagePlugin.py MAX_TEXT_CHUNK); this
+    module is the sidecar's only Pillow user, and they are set back once no decode of ours runs."""
+    global _lenient_users, _strict_settings
+    with _lenient_lock:
+        if _lenient_users == 0:
+            _strict_settings = (ImageFile.LOAD_TRUNCATED_IMAGES, PngImagePlugin.MAX_TEXT_CHUNK)
+            ImageFile.LOAD_TRUNCATED_IMAGES = True
+            PngImagePlugin.MAX_TEXT_CHUNK = max(PNG_TEXT_CHUNK_LIMIT, _strict_settings[1])
+        _lenient_users += 1
+    try:
+        yield
+    finally:
+        with _lenient_lock:
+            _lenient_users -= 1
+            if _lenient_users == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES, PngImagePlugin.MAX_TEXT_CHUNK = _strict_settings
+
+
 def _decode_sizes(source: Source) -> dict[int, tuple[Image.Image, bytes | None]]:
     try:
-        with Image.open(source.path if source.path is not None else io.BytesIO(source.data or b"")) as image:
+        with _lenient_decoding(), _open(source) as image:
             stored = _exif_orientation(image)
             # Every size from the source's own dimensions, so rounding never accumulates. They are
             # in the frame `load()` gives, which is already upright where Pillow turns it (TIFF).
@@ -343,13 +392,16 @@ def _decode_sizes(source: Source) -> dict[int, tuple[Image.Image, bytes | None]]
                 preview = preview.resize(size, PREVIEW_RESAMPLE, reducing_gap=2.0)
             elif preview is image:
                 preview = image.copy()  # the file's image is closed when this block ends
-    except Image.DecompressionBombError as exc:
-        raise CannotRender(f"cannot decode {source.label}: {exc}") from None
     except FileNotFoundError:
         raise ThumbnailError(f"source file missing: {source.label}") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as exc:
-        # Pillow's decoders raise any of these for truncated or corrupt data.
-        raise ThumbnailError(f"cannot decode {source.label}: {exc or type(exc).__name__}") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the disk or the share, not the data: another try may read it
+            raise ThumbnailError(f"cannot read {source.label}: {exc}") from None
+        # Pillow's own OSErrors (UnidentifiedImageError, "broken data stream") carry no errno.
+        raise CannotRender(f"cannot decode {source.label}: {exc or type(exc).__name__}") from None
+    except _DECODE_ERRORS as exc:
+        # The same bytes fail the same way next time: the job goes dead at once, saying why.
+        raise CannotRender(f"cannot decode {source.label}: {exc or type(exc).__name__}") from None
     preview = _reorient(preview, applied, wanted)
     if (applied >= 5) != (wanted >= 5):  # a quarter turn in all: width and height swap
         sizes = {edge: (height, width) for edge, (width, height) in sizes.items()}

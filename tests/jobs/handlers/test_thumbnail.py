@@ -1,6 +1,7 @@
 """The `thumbnail` handler on real files (JPEGs with EXIF by exiftool, videos by ffmpeg, a DNG-shaped
 RAW with an embedded JPEG read by the real exiftool) over a real SQLite file."""
 
+import asyncio
 import dataclasses
 import importlib.util
 import io
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile, PngImagePlugin
 
+from sidecar.db.connection import Database
 from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers import thumbnail
 from sidecar.jobs.handlers.thumbnail import (
@@ -26,12 +28,13 @@ from sidecar.jobs.handlers.thumbnail import (
     thumbnail_handler,
     thumbnail_paths,
 )
-from sidecar.jobs.store import Queue
+from sidecar.jobs.scheduler import JobScheduler
+from sidecar.jobs.store import JobStore, NewJob, Queue
 from sidecar.tools.discovery import Toolset
 from sidecar.tools.exiftool import ExifToolPool
 from sidecar.tools.process import ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
-from tests.support.jobs import ContextMaker, RecordedEvents
+from tests.support.jobs import ContextMaker, RecordedEvents, add_jobs, job_row
 from tests.support.media import exiftool, make_corrupt_jpeg, make_jpeg, make_video
 
 SIZES = {"sm": 400, "lg": 800, "preview": 1920}
@@ -324,6 +327,100 @@ async def test_every_exif_orientation_gives_upright_thumbnails(
     _assert_shown_as(result["paths"], orientation)
 
 
+# --- Truncated, oversized and undecodable files ---
+
+
+async def test_a_truncated_jpeg_renders_what_is_there(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    # A phone photo missing its last bytes, and one cut in half: the top is there, the rest grey.
+    whole = make_jpeg(archive / "loc" / "whole.jpg", 1200, 900).read_bytes()
+    cases = {"end": whole[:-33], "half": whole[: len(whole) // 2]}
+    for name, data in cases.items():
+        photo = archive / "loc" / f"cut-{name}.jpg"
+        photo.write_bytes(data)
+        digest = add_media_row(db_path, "image", photo, location.locid)
+        job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+        result = await thumbnail_handler(pool)(job)
+        assert result is not None
+
+        assert _sizes(result["paths"]) == {"sm": (533, 400), "lg": (1067, 800), "preview": (1200, 900)}
+        assert _near(_colour_at(result["paths"]["lg"], 0.05, 0.05), BLOCK)
+    # Strict again once no decode of ours runs.
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    assert PngImagePlugin.MAX_TEXT_CHUNK == ImageFile.SAFEBLOCK
+
+
+async def test_a_png_with_a_large_text_chunk_renders(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    # A zTXt chunk that inflates past Pillow's 1 MiB default (Pillow alone raises "Decompressed data
+    # too large for PngImagePlugin.MAX_TEXT_CHUNK").
+    info = PngImagePlugin.PngInfo()
+    info.add_text("XML:com.adobe.xmp", "".join(f"<rdf:li>{n}</rdf:li>" for n in range(80_000)), zip=True)
+    photo = archive / "loc" / "text.png"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    _two_corner_image().save(photo, "PNG", pnginfo=info)
+    with pytest.raises(ValueError, match="MAX_TEXT_CHUNK"), Image.open(photo):
+        pass
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    _assert_shown_as(result["paths"], 1)
+
+
+async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
+    db: Database,
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    toolset: Toolset,
+    pool: ExifToolPool,
+) -> None:
+    garbage = archive / "loc" / "garbage.jpg"
+    garbage.parent.mkdir(parents=True, exist_ok=True)
+    garbage.write_bytes(bytes((n * 7919) % 251 for n in range(64 * 1024)))
+    digest = add_media_row(db_path, "image", garbage, location.locid)
+    (job_id,) = await add_jobs(
+        db, NewJob(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(garbage)})
+    )
+    events = RecordedEvents()
+
+    async def tools() -> Toolset:
+        return toolset
+
+    async def archive_root() -> str:
+        return str(archive)
+
+    scheduler = JobScheduler(
+        JobStore(db),
+        {Queue.THUMBNAIL: thumbnail_handler(pool)},
+        tools=tools,
+        archive_root=archive_root,
+        events=events,
+    )
+    task = asyncio.create_task(scheduler.run(), name="jobs-thumbnail-test")
+    try:
+        scheduler.wake()
+        async with asyncio.timeout(10):
+            dead = await events.dead.get()
+    finally:
+        await scheduler.stop(0)
+        async with asyncio.timeout(10):
+            await task
+
+    row = await job_row(db, job_id)
+    assert (row["status"], row["attempts"]) == ("dead", 1)
+    assert row["error"].startswith(f"cannot decode {garbage}: cannot identify image file")
+    assert (dead["jobId"], dead["attempts"], dead["error"]) == (job_id, 1, row["error"])
+    assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
+    assert not (archive / ".thumbnails").exists()
+
+
 # --- RAW ---
 
 
@@ -574,7 +671,7 @@ async def test_without_ffmpeg_a_video_fails_for_good_naming_the_option(
 # --- Failures ---
 
 
-async def test_a_corrupt_jpeg_fails_the_attempt_leaving_nothing(
+async def test_a_corrupt_jpeg_fails_for_good_leaving_nothing(
     db_path: Path,
     archive: Path,
     location: LocationFixture,
@@ -586,11 +683,11 @@ async def test_a_corrupt_jpeg_fails_the_attempt_leaving_nothing(
     digest = add_media_row(db_path, "image", broken, location.locid)
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(broken)})
 
-    with pytest.raises(ThumbnailError, match=r"cannot decode .*broken\.jpg") as raised:
+    with pytest.raises(CannotRender, match=r"cannot decode .*broken\.jpg") as raised:
         await thumbnail_handler(pool)(job)
 
-    # Retried by the queue, then dead-lettered.
-    assert not isinstance(raised.value, PermanentFailure)
+    # The same bytes fail the same way again: dead at once, not retried.
+    assert isinstance(raised.value, PermanentFailure)
     assert not any(Path(p).exists() for p in thumbnail_paths(str(archive), digest).values())
     assert not (archive / ".thumbnails").exists()
     assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
