@@ -1,5 +1,5 @@
 """Real media for the job tests, made by the real tools: JPEGs with EXIF written by exiftool, videos
-encoded by ffmpeg (a rotated one tagged as phones do), and a corrupt JPEG.
+encoded by ffmpeg (a rotated one tagged as phones do), HEICs by pillow-heif, and a corrupt JPEG.
 
 Every maker writes to the path it is given and returns it; nothing is cached between tests.
 """
@@ -119,6 +119,22 @@ def make_video(
         remux += ["-movflags", "use_metadata_tags"]
     _run(*remux, "-metadata:s:v:0", f"rotate={rotate}", str(path))
     plain.unlink()
+    return path
+
+
+def make_heic(path: Path, image: Image.Image, *, orientation: int | None = None, quality: int = 80) -> Path:
+    """A HEIC encoded by pillow-heif (libheif + x265: a test-only dependency; the sidecar decodes with
+    pi-heif, which cannot encode). `orientation` is written as the EXIF tag, which libheif turns
+    into the HEIF transforms (irot/imir) every reader applies."""
+    import pillow_heif  # the test extra only; imported here so the sidecar never loads it
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, object] = {"quality": quality}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        options["exif"] = exif.tobytes()
+    pillow_heif.from_pillow(image).save(str(path), **options)
     return path
 
 

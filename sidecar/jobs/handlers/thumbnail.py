@@ -10,11 +10,10 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,6 @@ PREVIEW_TAGS = ("PreviewImage", "JpgFromRaw", "OtherImage", "ThumbnailImage")
 JPEG_MAGIC = b"\xff\xd8\xff"
 # The poster frame: this far in, or the first frame when the clip is shorter.
 POSTER_AT_S = "1"
-HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
 # No raster decoder in the app's image list; another try cannot help.
 UNSUPPORTED_EXTENSIONS = frozenset({".svg"})
 
@@ -164,10 +162,6 @@ async def _choose_source(
         return await _raw_source(job, exiftool, path, stored_tags)
     if extension in UNSUPPORTED_EXTENSIONS:
         raise CannotRender(f"no decoder for {extension} images: {path}")
-    if extension in HEIF_EXTENSIONS and not _heif_decoder_available():
-        raise CannotRender(
-            f"no HEIC/HEIF decoder: pillow-heif is not installed (not bundled: its wheels are GPL): {path}"
-        )
     return Source(SourceKind.FILE, path, path=path)
 
 
@@ -256,24 +250,6 @@ def _orientation(tags: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) and value in _TRANSPOSE else 1
 
 
-_heif_registered: bool | None = None
-
-
-def _heif_decoder_available() -> bool:
-    """pillow-heif, when someone installed it: never a dependency (its binary wheels bundle x265,
-    GPLv2). Registered with Pillow on first use."""
-    global _heif_registered
-    if _heif_registered is None:
-        try:
-            module = import_module("pillow_heif")
-            register: Callable[[], None] = module.register_heif_opener
-            register()
-            _heif_registered = True
-        except ImportError:
-            _heif_registered = False
-    return _heif_registered
-
-
 async def _record(
     job: JobContext, table: MediaTable, hash_: str, paths: Mapping[int, str], kind: SourceKind
 ) -> bool:
@@ -323,7 +299,28 @@ def target_size(width: int, height: int, short_edge: int) -> tuple[int, int]:
 
 
 def _open(source: Source) -> Image.Image:
+    _register_heif()
     return Image.open(source.path if source.path is not None else io.BytesIO(source.data or b""))
+
+
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    """HEIC/HEIF (and a HEIC named .jpg: Pillow goes by content) through pi-heif, a decoder-only
+    libheif binding whose wheels bundle libheif and libde265 (LGPL) and no encoder (pillow-heif's
+    bundle x265, GPL): see the README's "Bundled decoders and their licences". Imported on the
+    first decode, not at start (50 ms). libheif applies the file's rotation and mirror (irot, imir)
+    and pi-heif then sets the EXIF orientation to 1 (pi_heif/as_plugin.py, set_orientation), so
+    nothing is turned twice."""
+    global _heif_registered
+    with _heif_lock:
+        if not _heif_registered:
+            import pi_heif  # lazily, see above
+
+            pi_heif.register_heif_opener()
+            _heif_registered = True
 
 
 # What Pillow's decoders raise for corrupt data besides OSError (a TIFF without dimensions raises

@@ -3,7 +3,6 @@ RAW with an embedded JPEG read by the real exiftool) over a real SQLite file."""
 
 import asyncio
 import dataclasses
-import importlib.util
 import io
 import os
 import sqlite3
@@ -35,7 +34,7 @@ from sidecar.tools.exiftool import ExifToolPool
 from sidecar.tools.process import ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents, add_jobs, job_row
-from tests.support.media import exiftool, make_corrupt_jpeg, make_jpeg, make_video
+from tests.support.media import exiftool, make_corrupt_jpeg, make_heic, make_jpeg, make_video
 
 SIZES = {"sm": 400, "lg": 800, "preview": 1920}
 BLOCK = (200, 0, 40)  # make_jpeg's top-left block with seed 0
@@ -421,6 +420,49 @@ async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
     assert not (archive / ".thumbnails").exists()
 
 
+# --- HEIC/HEIF ---
+
+
+@pytest.mark.parametrize(
+    ("name", "orientation"),
+    [("IMG_0005.HEIC", None), ("IMG_0006.HEIC", 6), ("IMG_0007.heif", 3), ("exported-as.jpg", None)],
+    ids=["upright", "turned-6", "turned-3", "heic-named-jpg"],
+)
+async def test_a_heic_gets_thumbnails_shown_as_its_transforms_say(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    name: str,
+    orientation: int | None,
+) -> None:
+    heic = make_heic(archive / "loc" / name, _two_corner_image(), orientation=orientation)
+    digest = add_media_row(db_path, "image", heic, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(heic)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    assert result["source"] == "file"
+    _assert_shown_as(result["paths"], orientation or 1)
+
+
+async def test_a_broken_heic_fails_for_good_saying_why(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    whole = make_heic(archive / "loc" / "whole.heic", _two_corner_image()).read_bytes()
+    heic = archive / "loc" / "IMG_0008.HEIC"
+    heic.write_bytes(whole[:200])  # the boxes that say HEIC, no image data
+    digest = add_media_row(db_path, "image", heic, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(heic)})
+
+    with pytest.raises(CannotRender, match=r"cannot decode .*IMG_0008\.HEIC: \S") as raised:
+        await thumbnail_handler(pool)(job)
+
+    assert isinstance(raised.value, PermanentFailure)
+
+
 # --- RAW ---
 
 
@@ -692,24 +734,6 @@ async def test_a_corrupt_jpeg_fails_for_good_leaving_nothing(
     assert not (archive / ".thumbnails").exists()
     assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
     assert events.sent == []
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("pillow_heif") is not None, reason="pillow-heif is installed: HEIC is decoded"
-)
-async def test_heic_without_a_decoder_fails_for_good_saying_why(
-    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
-) -> None:
-    heic = archive / "loc" / "IMG_0005.HEIC"
-    heic.parent.mkdir(parents=True, exist_ok=True)
-    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
-    digest = add_media_row(db_path, "image", heic, location.locid)
-    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(heic)})
-
-    with pytest.raises(CannotRender, match="no HEIC/HEIF decoder: pillow-heif is not installed") as raised:
-        await thumbnail_handler(pool)(job)
-
-    assert isinstance(raised.value, PermanentFailure)
 
 
 async def test_without_an_archive_folder_the_job_says_so(
