@@ -3,26 +3,14 @@ fill the typed columns the app reads (the app's own job wrote NULL into every on
 reference/original-app.md §8.2), and announce the typed fields with `asset:metadata-complete`."""
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
 from sidecar.archive.media import MediaType
 from sidecar.jobs.handlers import JobContext, JobHandler
-from sidecar.timestamps import iso
+from sidecar.tools.exif_tags import date_taken, displayed_size, first_int, gps, text
 from sidecar.tools.exiftool import ExifToolPool
-
-# The first tag present wins.
-_DATE_TAGS = (
-    "DateTimeOriginal",
-    "SubSecDateTimeOriginal",
-    "CreateDate",
-    "MediaCreateDate",
-    "TrackCreateDate",
-)
-_WIDTH_TAGS = ("ImageWidth", "ExifImageWidth")
-_HEIGHT_TAGS = ("ImageHeight", "ExifImageHeight")
 
 
 def exiftool_handler(pool: ExifToolPool) -> JobHandler:
@@ -42,21 +30,24 @@ def exiftool_handler(pool: ExifToolPool) -> JobHandler:
 def typed_fields(media_type: str, tags: Mapping[str, Any]) -> dict[str, Any]:
     """The fields the app's ExifTool service exposes (its summary object without `rawExif`)."""
     if media_type == "image":
+        width, height = displayed_size(tags)
         return {
-            "width": _first_int(tags, _WIDTH_TAGS),
-            "height": _first_int(tags, _HEIGHT_TAGS),
-            "dateTaken": date_taken(tags),
-            "cameraMake": _text(tags.get("Make")),
-            "cameraModel": _text(tags.get("Model")),
+            "width": width,
+            "height": height,
+            "dateTaken": date_taken(media_type, tags),
+            "cameraMake": text(tags.get("Make")),
+            "cameraModel": text(tags.get("Model")),
             "gps": gps(tags),
         }
     if media_type == "video":
-        return {"dateTaken": date_taken(tags), "gps": gps(tags)}
+        # The video's capture date is this job's alone (ffprobe owns the stream facts), so the
+        # order the two jobs finish in never changes it.
+        return {"dateTaken": date_taken(media_type, tags), "gps": gps(tags)}
     if media_type == "document":
         return {
-            "author": _text(tags.get("Author")) or _text(tags.get("Creator")),
-            "title": _text(tags.get("Title")),
-            "pageCount": _first_int(tags, ("PageCount",)),
+            "author": text(tags.get("Author")) or text(tags.get("Creator")),
+            "title": text(tags.get("Title")),
+            "pageCount": first_int(tags, ("PageCount",)),
         }
     return {}
 
@@ -98,89 +89,3 @@ def _update(
     if media_type == "map":
         return "UPDATE maps SET meta_exiftool = ? WHERE maphash = ?", (stored, digest)
     raise ValueError(f"no metadata table for media type {media_type!r}")
-
-
-def date_taken(tags: Mapping[str, Any]) -> str | None:
-    """The capture time in the app's ISO format. A zone written with the time (or EXIF's
-    `OffsetTimeOriginal`) is honoured; a time without one is kept as the camera's wall clock, stored
-    as if UTC (what exiftool-vendored's toISOString gave the app); QuickTime dates are UTC by spec."""
-    for tag in _DATE_TAGS:
-        parsed = parse_exif_date(
-            tags.get(tag), tags.get("OffsetTimeOriginal") if tag == "DateTimeOriginal" else None
-        )
-        if parsed is not None:
-            return iso(parsed)
-    return None
-
-
-def parse_exif_date(value: Any, offset: Any = None) -> datetime | None:
-    """`2024:05:06 07:08:09[.123][+02:00|Z]` → an aware UTC datetime; None for anything else
-    (including the `0000:00:00 00:00:00` cameras write when their clock was never set)."""
-    if not isinstance(value, str) or len(value) < 19:
-        return None
-    try:
-        moment = datetime.strptime(value[:19], "%Y:%m:%d %H:%M:%S")
-    except ValueError:
-        return None
-    rest = value[19:]
-    if rest.startswith("."):
-        digits = rest[1:].split("+")[0].split("-")[0].rstrip("Z")
-        if digits.isdigit():
-            moment = moment.replace(microsecond=int((digits + "000000")[:6]))
-        rest = rest[1 + len(digits) :]
-    zone = _zone(rest) or _zone(offset if isinstance(offset, str) else "")
-    return moment.replace(tzinfo=zone or UTC).astimezone(UTC)
-
-
-def _zone(text: str) -> timezone | None:
-    text = text.strip()
-    if text == "Z":
-        return UTC
-    if len(text) == 6 and text[0] in "+-" and text[3] == ":" and (text[1:3] + text[4:]).isdigit():
-        minutes = int(text[1:3]) * 60 + int(text[4:])
-        return timezone(timedelta(minutes=minutes if text[0] == "+" else -minutes))
-    return None
-
-
-def gps(tags: Mapping[str, Any]) -> dict[str, float | None] | None:
-    """Signed decimal degrees (`-n` makes exiftool apply the N/S and E/W references)."""
-    lat, lng = _number(tags.get("GPSLatitude")), _number(tags.get("GPSLongitude"))
-    altitude = _number(tags.get("GPSAltitude"))
-    if (lat is None or lng is None) and isinstance(tags.get("GPSCoordinates"), str):
-        # QuickTime keeps "lat lng [alt]" in one tag.
-        parts = [_number(p) for p in tags["GPSCoordinates"].split()]
-        if len(parts) >= 2:
-            lat, lng = parts[0], parts[1]
-            altitude = parts[2] if len(parts) > 2 else altitude
-    if lat is None or lng is None or not (-90 <= lat <= 90 and -180 <= lng <= 180):
-        return None
-    return {"lat": lat, "lng": lng, "altitude": altitude}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _first_int(tags: Mapping[str, Any], names: tuple[str, ...]) -> int | None:
-    for name in names:
-        value = _number(tags.get(name))
-        if value is not None and value >= 0:
-            return int(value)
-    return None
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None

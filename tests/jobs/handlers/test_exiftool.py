@@ -4,24 +4,27 @@ real files written by exiftool and ffmpeg, over a real SQLite file."""
 import asyncio
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from pathlib import Path
 
 import orjson
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from sidecar.db.connection import Database
 from sidecar.errors import PermanentFailure
-from sidecar.jobs.handlers.exiftool import exiftool_handler, parse_exif_date
+from sidecar.jobs.handlers.exiftool import exiftool_handler
 from sidecar.jobs.store import Queue
 from sidecar.tools.discovery import Toolset
+from sidecar.tools.exif_tags import date_taken, gps, parse_date
 from sidecar.tools.exiftool import ExifToolPool, _read_until_marker
 from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
+from tests.support.camera_files import make_cr2_standin, make_dng_standin
 from tests.support.jobs import ContextMaker, RecordedEvents
-from tests.support.media import make_jpeg, make_video
+from tests.support.media import exiftool, make_jpeg, make_video
 
 
 @pytest.fixture
@@ -64,7 +67,8 @@ async def test_an_image_gets_its_tags_and_every_typed_column(
     assert result is not None
 
     row = _row(db_path, "SELECT * FROM imgs WHERE imghash = ?", (digest,))
-    assert (row["meta_width"], row["meta_height"]) == (1200, 900)
+    # Coded 1200×900, turned a quarter by orientation 6: shown (and stored) 900×1200.
+    assert (row["meta_width"], row["meta_height"]) == (900, 1200)
     assert row["meta_date_taken"] == "2024-05-06T07:08:09.000Z"
     assert (row["meta_camera_make"], row["meta_camera_model"]) == ("Canon", "EOS R5")
     # South and East: the sign comes from the references.
@@ -183,20 +187,164 @@ async def test_a_cancelled_command_never_leaves_its_process_in_the_pool(
 
 
 @pytest.mark.parametrize(
-    ("value", "offset", "expected"),
+    ("value", "subsec", "zone", "expected"),
     [
-        ("2024:05:06 07:08:09", None, "2024-05-06T07:08:09+00:00"),
-        ("2024:05:06 07:08:09+02:00", None, "2024-05-06T05:08:09+00:00"),
-        ("2024:05:06 07:08:09", "-05:00", "2024-05-06T12:08:09+00:00"),
-        ("2024:05:06 07:08:09.25Z", None, "2024-05-06T07:08:09.250000+00:00"),
-        ("0000:00:00 00:00:00", None, None),
-        ("not a date", None, None),
-        (20240506, None, None),
+        ("2024:05:06 07:08:09", None, None, "2024-05-06T07:08:09+00:00"),
+        ("2024:05:06 07:08:09+02:00", None, None, "2024-05-06T05:08:09+00:00"),
+        ("2024:05:06 07:08:09", None, "-05:00", "2024-05-06T12:08:09+00:00"),
+        ("2024:05:06 07:08:09+01:00", None, "-05:00", "2024-05-06T06:08:09+00:00"),  # its own zone wins
+        ("2024:05:06 07:08:09.25Z", None, None, "2024-05-06T07:08:09.250000+00:00"),
+        ("2024:05:06 07:08:09", "05", None, "2024-05-06T07:08:09.050000+00:00"),  # "05" is 50 ms
+        ("2024:05:06 07:08:09", 5, None, "2024-05-06T07:08:09.500000+00:00"),  # a number: 5 tenths
+        # Sony AVCHD as exiftool's H264.pm prints it: the offset already includes DST.
+        ("2019:04:24 22:24:00+02:00 DST", None, None, "2019-04-24T20:24:00+00:00"),
+        ("2024-05-06T07:08:09.5+0200", None, None, "2024-05-06T05:08:09.500000+00:00"),  # ISO
+        ("Mon, 06 May 2024 07:08:09 +0200", None, None, "2024-05-06T05:08:09+00:00"),  # PNG's RFC 1123
+        ("0000:00:00 00:00:00", None, None, None),
+        ("2024:05:06", None, None, None),  # a day is not a moment
+        ("not a date", None, None, None),
+        (20240506, None, None, None),
     ],
 )
-def test_exif_dates(value: object, offset: str | None, expected: str | None) -> None:
-    parsed = parse_exif_date(value, offset)
+def test_exif_dates(value: object, subsec: object, zone: str | None, expected: str | None) -> None:
+    parsed = parse_date(value, subsec=subsec, zone=zone)
     assert (None if parsed is None else parsed.isoformat()) == expected
+
+
+def test_the_first_date_of_the_policy_wins() -> None:
+    # A still: the original's own sub-seconds and zone beat every later fallback.
+    still = {
+        "DateTimeOriginal": "2024:05:06 07:08:09",
+        "SubSecTimeOriginal": "123",
+        "OffsetTimeOriginal": "+02:00",
+        "CreateDate": "2024:05:06 07:08:10",
+        "ModifyDate": "2025:01:01 00:00:00",
+    }
+    assert date_taken("image", still) == "2024-05-06T05:08:09.123Z"
+    assert date_taken(
+        "image", {"ModifyDate": "2025:01:01 00:00:00", "GPSDateTime": "2024:05:06 07:08:09Z"}
+    ) == ("2025-01-01T00:00:00.000Z")
+    # A video: Apple's CreationDate (local, zoned) before the movie header's UTC CreateDate;
+    # AVCHD's DateTimeOriginal with its DST note when nothing else is there; epochs are no date.
+    video = {"CreateDate": "2024:05:06 05:08:19", "CreationDate": "2024:05:06 07:08:07+02:00"}
+    assert date_taken("video", video) == "2024-05-06T05:08:07.000Z"
+    assert date_taken("video", {"DateTimeOriginal": "2019:04:24 22:24:00+02:00 DST"}) == (
+        "2019-04-24T20:24:00.000Z"
+    )
+    assert (
+        date_taken("video", {"CreateDate": "1904:01:01 00:00:00", "TrackCreateDate": "1970:01:01 00:00:00"})
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        # Each only date its file has; sub-seconds and zones from the tag's own partners.
+        (
+            [
+                "-DateTimeOriginal=2024:05:06 07:08:09",
+                "-SubSecTimeOriginal=045",
+                "-OffsetTimeOriginal=-04:00",
+            ],
+            "2024-05-06T11:08:09.045Z",
+        ),
+        (["-CreateDate=2024:05:06 07:08:09", "-SubSecTimeDigitized=7"], "2024-05-06T07:08:09.700Z"),
+        (["-ModifyDate=2024:05:06 07:08:09", "-OffsetTime=+09:00"], "2024-05-05T22:08:09.000Z"),
+        (["-GPSDateStamp=2024:05:06", "-GPSTimeStamp=07:08:09.25"], "2024-05-06T07:08:09.250Z"),
+    ],
+)
+async def test_a_still_is_dated_by_whatever_date_it_has(
+    tmp_path: Path,
+    db_path: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    tags: list[str],
+    expected: str,
+) -> None:
+    photo = make_jpeg(tmp_path / "p.jpg", 64, 48)
+    subprocess.run([exiftool(), "-q", "-overwrite_original", *tags, str(photo)], check=True)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+
+    await exiftool_handler(pool)(
+        make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+    )
+
+    assert _row(db_path, "SELECT meta_date_taken FROM imgs WHERE imghash = ?", (digest,))[0] == expected
+
+
+async def test_a_png_is_dated_by_its_creation_time(
+    tmp_path: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Creation Time", "Mon, 06 May 2024 07:08:09 +0200")  # the PNG spec's suggested form
+    png = tmp_path / "screen.png"
+    Image.new("RGB", (32, 16)).save(png, pnginfo=info)
+    digest = add_media_row(db_path, "image", png, location.locid)
+
+    await exiftool_handler(pool)(
+        make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "image", "archivePath": str(png)})
+    )
+
+    row = _row(
+        db_path, "SELECT meta_date_taken, meta_width, meta_height FROM imgs WHERE imghash = ?", (digest,)
+    )
+    assert tuple(row) == ("2024-05-06T05:08:09.000Z", 32, 16)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        # IFD0 is a 1536×1024 preview; the sensor (ExifImageWidth/Height) is 3456×2304.
+        (lambda p: make_cr2_standin(p / "IMG_0001.CR2", (1536, 1024), (3456, 2304)), (3456, 2304)),
+        (
+            lambda p: make_cr2_standin(p / "IMG_0002.CR2", (1536, 1024), (3456, 2304), orientation=8),
+            (2304, 3456),
+        ),
+        # IFD0 is a 256×171 preview; the SubIFD with SubfileType 0 holds the 6000×4000 raw.
+        (lambda p: make_dng_standin(p / "L1000001.DNG", (256, 171), (6000, 4000)), (6000, 4000)),
+    ],
+)
+async def test_a_raw_is_measured_at_sensor_size_not_by_its_preview(
+    tmp_path: Path,
+    db_path: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    make: Callable[[Path], Path],
+    expected: tuple[int, int],
+) -> None:
+    raw = make(tmp_path)
+    digest = add_media_row(db_path, "image", raw, location.locid)
+
+    await exiftool_handler(pool)(
+        make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
+    )
+
+    row = _row(db_path, "SELECT meta_width, meta_height FROM imgs WHERE imghash = ?", (digest,))
+    assert tuple(row) == expected
+
+
+async def test_gps_zeros_are_no_position(
+    tmp_path: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    photo = make_jpeg(tmp_path / "nofix.jpg", 64, 48, gps=(0.0, 0.0))
+    digest = add_media_row(db_path, "image", photo, location.locid)
+
+    result = await exiftool_handler(pool)(
+        make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+    )
+
+    row = _row(
+        db_path, "SELECT meta_gps_lat, meta_gps_lng, meta_exiftool FROM imgs WHERE imghash = ?", (digest,)
+    )
+    assert orjson.loads(row["meta_exiftool"])["GPSLatitude"] == 0  # the zeros were really written
+    assert (row["meta_gps_lat"], row["meta_gps_lng"]) == (None, None)
+    assert result is not None and result["metadata"]["gps"] is None
+    # QuickTime's one-tag form too; a real position on the equator or the meridian stays.
+    assert gps({"GPSCoordinates": "0 0 0"}) is None
+    assert gps({"GPSLatitude": 0.0, "GPSLongitude": 9.5}) == {"lat": 0.0, "lng": 9.5, "altitude": None}
 
 
 async def test_the_handler_never_touches_rows_of_other_files(
