@@ -1,28 +1,23 @@
 """What ffprobe says about a video, read once for the `ffprobe` and `video-proxy` jobs: the probe's
 JSON and the typed facts taken from it (size as a viewer sees it, rotation, duration, codec, fps,
-capture date, colour transfer). It knows ffprobe's output, never the database or the queue.
+colour transfer); not the capture date, which the exiftool job alone owns. It knows ffprobe's
+output, never the database or the queue.
 """
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
 import orjson
 
 from sidecar.errors import PermanentFailure
-from sidecar.timestamps import iso
 from sidecar.tools.discovery import Tool
 from sidecar.tools.process import run_tool
 
 PROBE_ARGS = ("-v", "error", "-print_format", "json", "-show_format", "-show_streams")
 # Transfer functions of HDR video (PQ, HLG): a proxy needs tone mapping to look right in SDR.
 HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
-# Cameras with an unset clock write QuickTime's or Unix's epoch; that is no capture date.
-_EARLIEST_DATE = datetime(1971, 1, 1, tzinfo=UTC)
-# Apple's local capture time with its offset, more exact than the container's UTC `creation_time`.
-_DATE_TAGS = ("com.apple.quicktime.creationdate", "creation_time")
 
 
 class NotAVideo(PermanentFailure):
@@ -36,8 +31,9 @@ class ProbeUnreadable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VideoFacts:
-    """The typed fields of a probe. `width`/`height` are as displayed: swapped for a 90° or 270°
-    rotation (phone portrait footage is stored landscape with a display matrix)."""
+    """The typed fields of a probe. `width`/`height` are the stored frame's, swapped for a 90° or
+    270° rotation (phone portrait footage is stored landscape with a display matrix);
+    `display_size` also applies the pixel aspect."""
 
     width: int
     height: int
@@ -46,7 +42,6 @@ class VideoFacts:
     duration: float | None
     codec: str | None
     fps: float | None
-    date_taken: str | None  # the app's ISO format (UTC, ms, Z)
     interlaced: bool
     color_transfer: str | None
     color_primaries: str | None
@@ -61,6 +56,12 @@ class VideoFacts:
         )
         shown_w = coded_w * float(self.pixel_aspect)
         return (coded_h, shown_w) if self.rotation in (90, 270) else (shown_w, coded_h)
+
+    @property
+    def display_pixels(self) -> tuple[int, int]:
+        """`display_size` in whole pixels (DV PAL 16:9, 720×576 at 64:45, is shown 1024×576)."""
+        shown_w, shown_h = self.display_size
+        return max(round(shown_w), 1), max(round(shown_h), 1)
 
     @property
     def hdr(self) -> bool:
@@ -101,8 +102,7 @@ def video_facts(data: dict[str, Any], path: str) -> VideoFacts:
         pixel_aspect=_ratio(video.get("sample_aspect_ratio"), ":") or Fraction(1),
         duration=_positive_float(fmt.get("duration")) or _positive_float(video.get("duration")),
         codec=video.get("codec_name") if isinstance(video.get("codec_name"), str) else None,
-        fps=_fps(video),
-        date_taken=_date_taken(fmt, video),
+        fps=_fps(video, fmt),
         interlaced=video.get("field_order") in ("tt", "bb", "tb", "bt"),
         color_transfer=_str(video.get("color_transfer")),
         color_primaries=_str(video.get("color_primaries")),
@@ -136,13 +136,23 @@ def _rotation(stream: dict[str, Any]) -> int:
     return round(degrees / 90) * 90 % 360
 
 
-def _fps(stream: dict[str, Any]) -> float | None:
-    """`r_frame_rate` as the app read it; `avg_frame_rate` when that is 0/0 (it is for some streams)."""
-    for key in ("r_frame_rate", "avg_frame_rate"):
-        rate = _ratio(stream.get(key), "/")
-        if rate is not None:
-            return round(float(rate), 3)
-    return None
+def _fps(stream: dict[str, Any], fmt: dict[str, Any]) -> float | None:
+    """The average rate (frames over duration): `r_frame_rate` is ffmpeg's guess at a base rate,
+    the shortest frame interval of a variable-rate stream or even its time base (a thermal
+    camera's 7.4 fps MP4 reads 600/1 there). Without an average: frames over duration, then
+    `r_frame_rate` unless it is merely the time base."""
+    rate = _ratio(stream.get("avg_frame_rate"), "/")
+    if rate is None:
+        counted = stream.get("nb_frames")  # ffprobe prints it as a string
+        frames = int(counted) if isinstance(counted, str) and counted.isdigit() else 0
+        duration = _positive_float(stream.get("duration")) or _positive_float(fmt.get("duration"))
+        if frames and duration:
+            rate = Fraction(frames) / Fraction(duration)
+    if rate is None:
+        guess = _ratio(stream.get("r_frame_rate"), "/")
+        time_base = _ratio(stream.get("time_base"), "/")
+        rate = None if guess is None or (time_base and guess == 1 / time_base) else guess
+    return None if rate is None else round(float(rate), 3)
 
 
 def _ratio(value: Any, separator: str) -> Fraction | None:
@@ -155,32 +165,6 @@ def _ratio(value: Any, separator: str) -> Fraction | None:
     except ValueError:
         return None
     return Fraction(a, b) if a > 0 and b > 0 else None
-
-
-def _date_taken(fmt: dict[str, Any], video: dict[str, Any]) -> str | None:
-    for tags in (fmt.get("tags"), video.get("tags")):
-        if not isinstance(tags, dict):
-            continue
-        lowered = {str(k).lower(): v for k, v in tags.items()}
-        for key in _DATE_TAGS:
-            moment = _parse_date(lowered.get(key))
-            if moment is not None:
-                return iso(moment)
-    return None
-
-
-def _parse_date(value: Any) -> datetime | None:
-    """ISO 8601 as ffmpeg and Apple write it ("2024-05-06T07:08:09.000000Z", "…-0400", "2024-05-06
-    07:08:09"); a time without an offset is UTC, as QuickTime stores it."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment if moment >= _EARLIEST_DATE else None
 
 
 def _int(value: Any) -> int:

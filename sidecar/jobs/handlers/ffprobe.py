@@ -1,6 +1,7 @@
 """`ffprobe`: a video's probe into `vids.meta_ffmpeg` and its typed columns (duration, size as
-displayed, codec, fps, capture date), in one short transaction. Also finds the archived video a
-video job is about (shared with `video-proxy`)."""
+displayed, codec, fps), in one short transaction. The capture date is the exiftool job's column,
+never written here, so the order the two jobs end in cannot change it. Also finds the archived
+video a video job is about (shared with `video-proxy`)."""
 
 import asyncio
 import os
@@ -21,7 +22,7 @@ _HASH = re.compile(r"[0-9a-f]{16}")
 
 _UPDATE_VIDEO = """
 UPDATE vids SET meta_ffmpeg = ?, meta_duration = ?, meta_width = ?, meta_height = ?, meta_codec = ?,
-  meta_fps = ?, meta_date_taken = coalesce(?, meta_date_taken)
+  meta_fps = ?
 WHERE vidhash = ?"""
 
 
@@ -64,29 +65,28 @@ async def ffprobe(job: JobContext) -> dict[str, Any]:
         return {"hash": job.payload["hash"], "skipped": "the video is no longer in the archive"}
     data = await probe(tool, video.path)
     facts = video_facts(data, video.path)
+    width, height = facts.display_pixels
     async with job.db.transaction() as conn:
         await conn.execute(
             _UPDATE_VIDEO,
             (
                 _meta_json(data),
                 facts.duration,
-                facts.width,
-                facts.height,
+                width,
+                height,
                 facts.codec,
                 facts.fps,
-                facts.date_taken,
                 video.hash,
             ),
         )
     return {
         "hash": video.hash,
         "duration": facts.duration,
-        "width": facts.width,
-        "height": facts.height,
+        "width": width,
+        "height": height,
         "rotation": facts.rotation,
         "codec": facts.codec,
         "fps": facts.fps,
-        "dateTaken": facts.date_taken,
     }
 
 

@@ -19,6 +19,7 @@ from sidecar.tools.discovery import Toolset
 from sidecar.tools.ffprobe import NotAVideo, video_facts
 from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
+from tests.support.camera_files import make_anamorphic_dv, make_variable_rate_video
 from tests.support.jobs import ContextMaker
 from tests.support.media import ffmpeg, make_video
 
@@ -50,7 +51,7 @@ async def test_a_landscape_video_fills_every_typed_column(
     assert (row["meta_width"], row["meta_height"]) == (640, 360)
     assert row["meta_codec"] == "h264"
     assert row["meta_fps"] == 25.0
-    assert row["meta_date_taken"] == "2024-05-06T07:08:09.000Z"
+    assert row["meta_date_taken"] is None  # the exiftool job's column
     stored = orjson.loads(row["meta_ffmpeg"])
     assert float(stored["format"]["duration"]) == pytest.approx(row["meta_duration"])
     assert [s["codec_type"] for s in stored["streams"]] == ["video", "audio"]
@@ -62,7 +63,6 @@ async def test_a_landscape_video_fills_every_typed_column(
         "rotation": 0,
         "codec": "h264",
         "fps": 25.0,
-        "dateTaken": "2024-05-06T07:08:09.000Z",
     }
 
 
@@ -82,10 +82,13 @@ async def test_portrait_phone_footage_is_stored_as_displayed(
     assert (stored["streams"][0]["width"], stored["streams"][0]["height"]) == (640, 360)  # raw probe
 
 
-async def test_a_date_found_by_exiftool_is_kept_when_the_video_has_none(
+async def test_the_capture_date_is_never_the_ffprobe_jobs(
     archive: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker
 ) -> None:
-    video = make_video(archive / "org-vid" / "nodate.mp4", 320, 240, seconds=0.5)
+    """The exiftool job owns it: whatever the container says, ffprobe leaves the column alone."""
+    video = make_video(
+        archive / "org-vid" / "dated.mp4", 320, 240, seconds=0.5, creation_time="2024-05-06T07:08:09Z"
+    )
     digest = add_media_row(db_path, "video", video, location.locid)
     with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
         conn.execute(
@@ -94,8 +97,35 @@ async def test_a_date_found_by_exiftool_is_kept_when_the_video_has_none(
 
     result = await ffprobe(make_context(Queue.FFPROBE, _payload(digest, video)))
 
-    assert result["dateTaken"] is None
+    assert "dateTaken" not in result
     assert _vid(db_path, digest)["meta_date_taken"] == "2023-01-02T03:04:05.000Z"
+
+
+async def test_a_variable_rate_video_gets_its_average_frame_rate(
+    archive: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker
+) -> None:
+    video = make_variable_rate_video(archive / "org-vid" / "thermal.mp4")
+    digest = add_media_row(db_path, "video", video, location.locid)
+
+    result = await ffprobe(make_context(Queue.FFPROBE, _payload(digest, video)))
+
+    [stream] = orjson.loads(_vid(db_path, digest)["meta_ffmpeg"])["streams"]
+    assert stream["r_frame_rate"] == "30/1"  # what the app stored
+    assert _vid(db_path, digest)["meta_fps"] == result["fps"] == 7.5
+
+
+async def test_anamorphic_dv_is_stored_as_displayed(
+    archive: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker
+) -> None:
+    video = make_anamorphic_dv(archive / "org-vid" / "tape.dv")
+    digest = add_media_row(db_path, "video", video, location.locid)
+
+    result = await ffprobe(make_context(Queue.FFPROBE, _payload(digest, video)))
+
+    row = _vid(db_path, digest)
+    [stream] = orjson.loads(row["meta_ffmpeg"])["streams"]
+    assert (stream["width"], stream["height"], stream["sample_aspect_ratio"]) == (720, 576, "64:45")
+    assert (row["meta_width"], row["meta_height"]) == (result["width"], result["height"]) == (1024, 576)
 
 
 async def test_a_corrupt_video_fails_the_attempt(
@@ -157,7 +187,7 @@ def _stream(**fields: Any) -> dict[str, Any]:
 
 
 def test_facts_from_the_cases_real_files_rarely_show() -> None:
-    # Apple's local capture time wins over the container's UTC creation_time; fps from avg when r is 0/0.
+    # fps from the average even when r_frame_rate is 0/0.
     facts = video_facts(
         {
             "format": {
@@ -188,10 +218,9 @@ def test_facts_from_the_cases_real_files_rarely_show() -> None:
     )
     assert (facts.width, facts.height, facts.rotation) == (1080, 1920, 270)
     assert facts.codec == "h264" and facts.fps == 29.97 and facts.duration == 12.5
-    assert facts.date_taken == "2024-05-06T11:08:09.000Z"
     assert facts.pixel_aspect == 1 and facts.audio_channels is None
 
-    # An unset camera clock is no date; the older `rotate` tag counts; anamorphic pixels widen the display.
+    # The older `rotate` tag counts; anamorphic pixels widen the display; no rate is no fps.
     old = video_facts(
         {
             "format": {"tags": {"creation_time": "1904-01-01T00:00:00.000000Z"}},
@@ -202,14 +231,31 @@ def test_facts_from_the_cases_real_files_rarely_show() -> None:
         },
         "x.m2ts",
     )
-    assert old.date_taken is None and old.rotation == 180 and old.fps is None and old.duration is None
+    assert old.rotation == 180 and old.fps is None and old.duration is None
     assert old.pixel_aspect == Fraction(4, 3) and old.display_size == (1920.0, 1080)
+    assert old.display_pixels == (1920, 1080)
     assert old.audio_channels == 6
 
     with pytest.raises(NotAVideo):
         video_facts({"streams": [_stream(disposition={"attached_pic": 1})]}, "cover.m4a")
     with pytest.raises(NotAVideo):
         video_facts({"streams": [_stream(width=0)]}, "broken.mp4")
+
+
+@pytest.mark.parametrize(
+    ("rates", "expected"),
+    [
+        ({"avg_frame_rate": "37/5", "r_frame_rate": "600/1", "time_base": "1/600"}, 7.4),
+        # No average: frames over duration, then r_frame_rate unless it is only the time base.
+        ({"avg_frame_rate": "0/0", "nb_frames": "74", "duration": "10.0", "r_frame_rate": "600/1"}, 7.4),
+        ({"avg_frame_rate": "0/0", "r_frame_rate": "600/1", "time_base": "1/600"}, None),
+        ({"avg_frame_rate": "0/0", "r_frame_rate": "25/1", "time_base": "1/1000"}, 25.0),
+    ],
+)
+def test_the_frame_rate_is_the_average_never_a_time_base(
+    rates: dict[str, str], expected: float | None
+) -> None:
+    assert video_facts({"streams": [_stream(**rates)]}, "x.mp4").fps == expected
 
 
 def test_a_huge_probe_is_stored_as_a_subset() -> None:

@@ -380,7 +380,6 @@ def _facts(width: int, height: int, **fields: Any) -> VideoFacts:
         "duration": 1.0,
         "codec": "h264",
         "fps": 25.0,
-        "date_taken": None,
         "interlaced": False,
         "color_transfer": None,
         "color_primaries": None,
