@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image
 
+from tests.support.camera_files import make_iphone_still
 from tests.support.media import make_jpeg, make_video
 
 XMP = b"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
@@ -38,9 +39,18 @@ def make_card(card: Path) -> None:
     make_video(
         apple / "IMG_0003.MOV", 1280, 720, seconds=3, rotate=90, creation_time="2024-05-06T08:05:00Z", seed=3
     )
-    # A Live Photo: the still and its motion clip, taken together.
-    make_jpeg(apple / "IMG_0004.JPG", 2016, 1512, taken="2024:05:06 09:00:02", seed=4, **phone)
-    make_video(apple / "IMG_0004.MOV", 960, 540, seconds=2, creation_time="2024-05-06T09:00:01Z", seed=4)
+    # A Live Photo: the still and its motion clip, one Apple identifier in both.
+    live = "1F0C2E7A-5B3D-4C8E-9A61-0D2B4F6A8C10"
+    make_iphone_still(apple / "IMG_0004.JPG", live, size=(2016, 1512), taken="2024:05:06 09:00:02", seed=4)
+    make_video(
+        apple / "IMG_0004.MOV",
+        960,
+        540,
+        seconds=2,
+        creation_time="2024-05-06T09:00:01Z",
+        content_identifier=live,
+        seed=4,
+    )
     # RAW+JPEG: the camera wrote both; the RAW's thumbnail comes from its JPEG.
     make_jpeg(
         canon / "IMG_0100.JPG", 3000, 2000, make="Canon", model="EOS R5", taken="2024:05:07 10:00:00", seed=5

@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from tests.support.archive import LocationFixture, add_location, hash16, rows
+from tests.support.camera_files import make_iphone_still
 from tests.support.client import SidecarPaths, Spawn, jobs_settled
 from tests.support.media import make_corrupt_jpeg, make_jpeg, make_video
 
@@ -103,7 +104,8 @@ async def test_an_imported_card_gets_metadata_thumbnails_probes_proxies_and_a_ba
         " FROM imgs WHERE imghash = ?",
         (digest["portrait"],),
     )
-    assert image[:5] == (1600, 1200, "2024-05-06T07:08:09.000Z", "Apple", "iPhone 15")
+    # Coded 1600×1200 with orientation 6: shown, and stored, upright.
+    assert image[:5] == (1200, 1600, "2024-05-06T07:08:09.000Z", "Apple", "iPhone 15")
     assert round(image[5], 4) == 40.6892 and round(image[6], 4) == -74.0445
     assert json.loads(image[7])["Orientation"] == 6
     metadata = await client.notification("asset:metadata-complete", lambda p: p["hash"] == digest["portrait"])
@@ -177,8 +179,13 @@ async def test_a_live_photo_pair_is_linked_and_its_video_hidden(
 ):
     client = await spawn_sidecar(sidecar_paths.args())
     location = add_location(sidecar_paths.db)
-    still = make_jpeg(tmp_path / "live" / "IMG_0100.JPG", 400, 300, taken="2024:05:06 07:08:09", seed=7)
-    motion = make_video(tmp_path / "live" / "IMG_0100.MOV", creation_time="2024-05-06T07:08:08Z", seed=7)
+    # Apple's identifier in both halves (the still's maker note, the video's QuickTime keys); a
+    # camera's same-named photo and voice memo beside them stay apart.
+    uuid = "8B2B5A8E-1C2D-4E5F-9A0B-112233445566"
+    still = make_iphone_still(tmp_path / "live" / "IMG_0100.JPG", uuid, seed=7)
+    motion = make_video(tmp_path / "live" / "IMG_0100.MOV", content_identifier=uuid, seed=7)
+    photo = make_jpeg(tmp_path / "live" / "P1000244.JPG", 400, 300, taken="1999:08:07 06:05:04", seed=8)
+    memo = make_video(tmp_path / "live" / "P1000244.MOV", creation_time="1999-08-07T06:05:04Z", seed=8)
     await client.request("import:v2:start", location.start_params(tmp_path / "live"))
 
     await jobs_settled(client)
@@ -191,6 +198,12 @@ async def test_a_live_photo_pair_is_linked_and_its_video_hidden(
         "SELECT is_live_photo, hidden, hidden_reason FROM vids WHERE vidhash = ?",
         (hash16(motion),),
     ) == [(1, 1, "live_photo_video")]
+    assert rows(
+        sidecar_paths.db, "SELECT is_live_photo, hidden FROM imgs WHERE imghash = ?", (hash16(photo),)
+    ) == [(0, 0)]
+    assert rows(
+        sidecar_paths.db, "SELECT is_live_photo, hidden FROM vids WHERE vidhash = ?", (hash16(memo),)
+    ) == [(0, 0)]
 
 
 async def test_a_missing_exiftool_fails_its_jobs_clearly_and_the_sidecar_keeps_serving(

@@ -139,16 +139,27 @@ def apple_maker_note(content_identifier: str) -> bytes:
     return b"Apple iOS\0" + b"\0\x01" + b"MM" + entries + struct.pack(">I", 0) + value
 
 
-def make_iphone_still(path: Path, content_identifier: str | None, *, seed: int = 0) -> Path:
+def make_iphone_still(
+    path: Path,
+    content_identifier: str | None,
+    *,
+    size: tuple[int, int] = (64, 48),
+    taken: str | None = None,
+    seed: int = 0,
+) -> Path:
     """A JPEG as an iPhone writes one (Make "Apple"), with the Live Photo identifier in its maker
-    note when given."""
+    note when given; `taken` is EXIF's "2024:05:06 07:08:09"."""
     path.parent.mkdir(parents=True, exist_ok=True)
     exif = Image.Exif()
     exif[0x010F] = "Apple"
-    exif[0x0110] = "iPhone 12"
+    exif[0x0110] = "iPhone 15"
+    if taken is not None:
+        exif.get_ifd(0x8769)[0x9003] = taken
     if content_identifier is not None:
         exif.get_ifd(0x8769)[0x927C] = apple_maker_note(content_identifier)
-    Image.new("RGB", (64, 48), (seed * 37 % 256, 90, 40)).save(path, "JPEG", exif=exif.tobytes())
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    image.paste((seed * 37 % 256, 90, 40), (0, 0, max(size[0] // 4, 1), max(size[1] // 4, 1)))
+    image.save(path, "JPEG", quality=85, exif=exif.tobytes())
     return path
 
 

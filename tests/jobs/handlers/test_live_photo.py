@@ -10,10 +10,14 @@ import orjson
 import pytest
 
 from sidecar.jobs.handlers import live_photo as live_photo_module
+from sidecar.jobs.handlers.exiftool import exiftool_handler
 from sidecar.jobs.handlers.live_photo import live_photo
 from sidecar.jobs.store import Queue
+from sidecar.tools.exiftool import ExifToolPool
 from tests.support.archive import LocationFixture, add_media_row
+from tests.support.camera_files import make_iphone_still
 from tests.support.jobs import ContextMaker
+from tests.support.media import make_jpeg, make_video
 
 TABLE = {"image": ("imgs", "img"), "video": ("vids", "vid")}
 
@@ -58,11 +62,18 @@ UNTOUCHED = (0, 0, None)
 async def test_pairs_by_content_identifier_whatever_the_names(
     tmp_path: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker
 ) -> None:
+    # The still's maker-note tag as exiftool ≥ 12.19 names it, and as earlier releases did.
     image = archived(
-        tmp_path, db_path, location, "image", "/card/DCIM/IMG_0001.HEIC", tags={"ContentIdentifier": "A-1"}
+        tmp_path, db_path, location, "image", "/card/DCIM/IMG_0001.HEIC", tags={"MediaGroupUUID": "A-1"}
+    )
+    older = archived(
+        tmp_path, db_path, location, "image", "/card/DCIM/IMG_0003.JPG", tags={"ContentIdentifier": "C-3"}
     )
     video = archived(
         tmp_path, db_path, location, "video", "/other/clip.MOV", tags={"ContentIdentifier": "A-1"}
+    )
+    older_video = archived(
+        tmp_path, db_path, location, "video", "/card/DCIM/IMG_0003.MOV", tags={"ContentIdentifier": "C-3"}
     )
     other = archived(
         tmp_path, db_path, location, "video", "/card/DCIM/IMG_0002.MOV", tags={"ContentIdentifier": "B-2"}
@@ -70,38 +81,71 @@ async def test_pairs_by_content_identifier_whatever_the_names(
 
     result = await live_photo(make_context(Queue.LIVE_PHOTO, {"locid": location.locid}))
 
-    assert result == {"locid": location.locid, "linkedPairs": 1}
-    assert flags(db_path) == {image: LINKED_IMAGE, video: LINKED_VIDEO, other: UNTOUCHED}
+    assert result == {"locid": location.locid, "linkedPairs": 2}
+    assert flags(db_path) == {
+        image: LINKED_IMAGE,
+        older: LINKED_IMAGE,
+        video: LINKED_VIDEO,
+        older_video: LINKED_VIDEO,
+        other: UNTOUCHED,
+    }
 
 
-async def test_without_identifiers_pairs_same_folder_same_name_taken_together(
+async def test_a_same_named_still_and_video_without_identifiers_stay_apart(
     tmp_path: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker
 ) -> None:
-    still = archived(tmp_path, db_path, location, "image", "/c/IMG_7.JPG", taken="2024-05-06T07:08:09.000Z")
-    motion = archived(tmp_path, db_path, location, "video", "/c/img_7.mov", taken="2024-05-06T07:08:07.500Z")
-    # Same name, another folder; same name, taken an hour apart; same name, no capture time.
-    elsewhere = archived(
-        tmp_path, db_path, location, "video", "/d/IMG_7.MOV", taken="2024-05-06T07:08:09.000Z"
+    """A 1999 Panasonic's photo and its voice memo: same folder, same name, same second. Not a
+    Live Photo; the MOV stays visible. One identifier alone is not a pair either."""
+    taken = "1999-08-07T06:05:04.000Z"
+    still = archived(tmp_path, db_path, location, "image", "/c/P1000244.JPG", taken=taken)
+    memo = archived(tmp_path, db_path, location, "video", "/c/P1000244.MOV", taken=taken)
+    half = archived(
+        tmp_path, db_path, location, "image", "/c/IMG_5.JPG", tags={"MediaGroupUUID": "X"}, taken=taken
     )
-    later_still = archived(
-        tmp_path, db_path, location, "image", "/e/IMG_8.JPG", taken="2024-05-06T08:00:00.000Z"
-    )
-    later_motion = archived(
-        tmp_path, db_path, location, "video", "/e/IMG_8.MOV", taken="2024-05-06T07:00:00.000Z"
-    )
-    undated_still = archived(tmp_path, db_path, location, "image", "/f/IMG_9.JPG")
-    undated_motion = archived(tmp_path, db_path, location, "video", "/f/IMG_9.MOV")
+    other_half = archived(tmp_path, db_path, location, "video", "/c/IMG_5.MOV", taken=taken)
 
-    await live_photo(make_context(Queue.LIVE_PHOTO, {"locid": location.locid}))
+    result = await live_photo(make_context(Queue.LIVE_PHOTO, {"locid": location.locid}))
 
+    assert result["linkedPairs"] == 0
+    assert flags(db_path) == {still: UNTOUCHED, memo: UNTOUCHED, half: UNTOUCHED, other_half: UNTOUCHED}
+
+
+async def test_real_files_pair_only_by_apples_identifier(
+    tmp_path: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker
+) -> None:
+    """Through the real exiftool job: an iPhone's still (identifier in its Apple maker note) and
+    video (QuickTime key) pair; a same-named JPEG and MOV without one do not."""
+    uuid = "8B2B5A8E-1C2D-4E5F-9A0B-112233445566"
+    files = {
+        "image": [
+            make_iphone_still(tmp_path / "a" / "IMG_0001.JPG", uuid),
+            make_jpeg(tmp_path / "b" / "P1.JPG", 64, 48),
+        ],
+        "video": [
+            make_video(tmp_path / "a" / "IMG_0001.MOV", 160, 120, seconds=0.2, content_identifier=uuid),
+            make_video(tmp_path / "b" / "P1.MOV", 160, 120, seconds=0.2, seed=1),
+        ],
+    }
+    digests: dict[Path, str] = {}
+    pool = ExifToolPool(1)
+    try:
+        for media_type, paths in files.items():
+            for path in paths:
+                digests[path] = digest = add_media_row(db_path, media_type, path, location.locid)
+                payload = {"hash": digest, "mediaType": media_type, "archivePath": str(path)}
+                await exiftool_handler(pool)(make_context(Queue.EXIFTOOL, payload))
+    finally:
+        await pool.close()
+
+    result = await live_photo(make_context(Queue.LIVE_PHOTO, {"locid": location.locid}))
+
+    (iphone_still, still), (iphone_video, memo) = files["image"], files["video"]
+    assert result["linkedPairs"] == 1
     assert flags(db_path) == {
-        still: LINKED_IMAGE,
-        motion: LINKED_VIDEO,
-        elsewhere: UNTOUCHED,
-        later_still: UNTOUCHED,
-        later_motion: UNTOUCHED,
-        undated_still: UNTOUCHED,
-        undated_motion: UNTOUCHED,
+        digests[iphone_still]: LINKED_IMAGE,
+        digests[iphone_video]: LINKED_VIDEO,
+        digests[still]: UNTOUCHED,
+        digests[memo]: UNTOUCHED,
     }
 
 
@@ -141,11 +185,13 @@ async def test_images_are_read_a_page_at_a_time_and_bad_stored_tags_are_ignored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(live_photo_module, "IMAGE_PAGE", 2)
-    taken = "2024-05-06T07:08:09.000Z"
     pairs = []
     for n in range(5):
-        image = archived(tmp_path, db_path, location, "image", f"/c/IMG_{n}.JPG", taken=taken)
-        video = archived(tmp_path, db_path, location, "video", f"/c/IMG_{n}.MOV", taken=taken)
+        tags = {"MediaGroupUUID": f"id-{n}"}
+        image = archived(tmp_path, db_path, location, "image", f"/c/IMG_{n}.JPG", tags=tags)
+        video = archived(
+            tmp_path, db_path, location, "video", f"/c/IMG_{n}.MOV", tags={"ContentIdentifier": f"id-{n}"}
+        )
         pairs.append((image, video))
     broken = archived(tmp_path, db_path, location, "image", "/c/odd.jpg")
     with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
