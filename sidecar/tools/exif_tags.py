@@ -45,6 +45,7 @@ _DATE = re.compile(
 )
 # Orientations 5–8 turn the picture a quarter (EXIF 2.32, tag 0x0112): shown with width and height swapped.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
+_HEIF_MIME = ("image/heic", "image/heif", "image/avif")
 
 
 def date_taken(media_type: str, tags: Mapping[str, Any]) -> str | None:
@@ -116,14 +117,26 @@ def displayed_size(tags: Mapping[str, Any]) -> tuple[int | None, int | None]:
     exiftool's Composite `ImageSize` knows where each format keeps the main image's size: the
     full-resolution IFD of a DNG or TIFF (SubfileType 0), ExifImageWidth/Height for a CR2 or IIQ
     whose IFD0 is the preview, RawImageCroppedSize for a RAF (exiftool's Exif.pm, Composite
-    ImageSize; tested on generated CR2 and DNG stand-ins). Orientations 5–8 swap the two."""
+    ImageSize; tested on generated CR2 and DNG stand-ins). A quarter turn swaps the two."""
     width, height = _pair(tags.get("ImageSize"))
     if width is None or height is None:
         width = first_int(tags, ("ImageWidth", "ExifImageWidth"))
         height = first_int(tags, ("ImageHeight", "ExifImageHeight"))
-    if _number(tags.get("Orientation")) in _QUARTER_TURNS:
+    if _quarter_turned(tags):
         width, height = height, width
     return width, height
+
+
+def _quarter_turned(tags: Mapping[str, Any]) -> bool:
+    """HEIF and AVIF turn the picture by their `irot` property (exiftool's `Rotation`), which
+    decoders apply and which rules over an EXIF Orientation (Pillow even drops the EXIF tag when
+    it writes irot); everything else by EXIF Orientation. Maker notes have their own `Rotation`
+    tags (Panasonic, Canon), so it counts only for the HEIF family."""
+    mime = tags.get("MIMEType")
+    rotation = _number(tags.get("Rotation"))
+    if isinstance(mime, str) and mime.startswith(_HEIF_MIME) and rotation is not None:
+        return rotation % 180 == 90
+    return _number(tags.get("Orientation")) in _QUARTER_TURNS
 
 
 def _pair(value: Any) -> tuple[int | None, int | None]:

@@ -18,7 +18,7 @@ from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers.exiftool import exiftool_handler
 from sidecar.jobs.store import Queue
 from sidecar.tools.discovery import Toolset
-from sidecar.tools.exif_tags import date_taken, gps, parse_date
+from sidecar.tools.exif_tags import date_taken, displayed_size, gps, parse_date
 from sidecar.tools.exiftool import ExifToolPool, _read_until_marker
 from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
@@ -324,6 +324,30 @@ async def test_a_raw_is_measured_at_sensor_size_not_by_its_preview(
 
     row = _row(db_path, "SELECT meta_width, meta_height FROM imgs WHERE imghash = ?", (digest,))
     assert tuple(row) == expected
+
+
+async def test_an_avif_is_measured_as_its_irot_turns_it(
+    tmp_path: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    # Pillow writes EXIF orientation 6 into an AVIF as an irot property and drops the EXIF tag.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    avif = tmp_path / "turned.avif"
+    Image.new("RGB", (120, 80), "blue").save(avif, exif=exif.tobytes(), quality=50)
+    digest = add_media_row(db_path, "image", avif, location.locid)
+
+    await exiftool_handler(pool)(
+        make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "image", "archivePath": str(avif)})
+    )
+
+    row = _row(
+        db_path, "SELECT meta_width, meta_height, meta_exiftool FROM imgs WHERE imghash = ?", (digest,)
+    )
+    stored = orjson.loads(row["meta_exiftool"])
+    assert (stored["ImageWidth"], stored["ImageHeight"], stored["Rotation"]) == (120, 80, 270)
+    assert (row["meta_width"], row["meta_height"]) == (80, 120)
+    # A maker note's own Rotation tag never turns a JPEG; only its EXIF Orientation does.
+    assert displayed_size({"MIMEType": "image/jpeg", "ImageSize": "120 80", "Rotation": 90}) == (120, 80)
 
 
 async def test_gps_zeros_are_no_position(
