@@ -68,7 +68,15 @@ export interface ImportError {
   message: string;
 }
 
-/** How an import ended: summaries only, never per-file arrays. */
+/** One file or folder the scan did not import on purpose, and why. */
+export interface SkippedFile {
+  /** The source path (a folder's path when the whole folder was skipped). */
+  path: string;
+  /** Why, for people: an unknown extension, an AppleDouble file, a system folder, a symlink, ... */
+  reason: string;
+}
+
+/** How an import ended: counts, plus the first 1000 errors and skipped files by path. */
 export interface ImportV2Result {
   sessionId: SessionId;
   status: ImportStatus;
@@ -95,11 +103,19 @@ export interface ImportV2Result {
     totalFinalized: Count;
     totalErrors: Count;
     jobsQueued: Count;
+    /** Sidecar files (.XMP, .THM, .AAE, ...) archived beside their media; they get no row and are not in totalFinalized. */
+    totalSidecars?: Count;
   };
+  /** Per-file errors of every step, the scan's included (as import:v2:complete's totalErrors); errors lists the first 1000. */
+  totalErrors?: Count;
   /** The first 1000 per-file errors. */
   errors: ImportError[];
   /** true when more than 1000 errors occurred. */
   errorsTruncated?: boolean;
+  /** The first 1000 skipped files and folders, in scan order (scanResult.skipped counts them all). */
+  skipped: SkippedFile[];
+  /** true when more than 1000 files or folders were skipped. */
+  skippedTruncated?: boolean;
   /** Why the import failed or stopped. */
   error?: string;
   startedAt: IsoDate;

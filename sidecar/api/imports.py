@@ -139,16 +139,21 @@ def import_result(outcome: ImportOutcome) -> wire.ImportV2Result:
             "totalFinalized": outcome.finalized,
             "totalErrors": outcome.errors_in(ImportStep.FINALIZE),
             "jobsQueued": outcome.jobs_queued,
+            "totalSidecars": outcome.sidecars_finalized,
         },
+        "totalErrors": outcome.total_errors,
         "errors": [
             {"path": p.path, "step": _step_label(p.step), "message": p.message} for p in outcome.problems
         ],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in outcome.skips],
         "startedAt": outcome.started_at,
         "completedAt": outcome.completed_at,
         "totalDurationMs": outcome.duration_ms,
     }
     if outcome.problems_truncated:
         result["errorsTruncated"] = True
+    if outcome.skips_truncated:
+        result["skippedTruncated"] = True
     if outcome.error is not None:
         result["error"] = outcome.error
     return result

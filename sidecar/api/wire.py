@@ -98,6 +98,13 @@ class ImportError_(TypedDict):
     message: str
 
 
+class SkippedFile(TypedDict):
+    """One file or folder the scan did not import on purpose, and why."""
+
+    path: str
+    reason: str
+
+
 class ImportV2ResultScanResult(TypedDict):
     totalFiles: Count
     totalBytes: Count
@@ -124,10 +131,11 @@ class ImportV2ResultFinalizationResult(TypedDict):
     totalFinalized: Count
     totalErrors: Count
     jobsQueued: Count
+    totalSidecars: NotRequired[Count]
 
 
 class ImportV2Result(TypedDict):
-    """How an import ended: summaries only, never per-file arrays."""
+    """How an import ended: counts, plus the first 1000 errors and skipped files by path."""
 
     sessionId: SessionId
     status: ImportStatus
@@ -136,8 +144,11 @@ class ImportV2Result(TypedDict):
     copyResult: NotRequired[ImportV2ResultCopyResult]
     validationResult: NotRequired[ImportV2ResultValidationResult]
     finalizationResult: NotRequired[ImportV2ResultFinalizationResult]
+    totalErrors: NotRequired[Count]
     errors: list[ImportError_]
     errorsTruncated: NotRequired[bool]
+    skipped: list[SkippedFile]
+    skippedTruncated: NotRequired[bool]
     error: NotRequired[str]
     startedAt: IsoDate
     completedAt: NotRequired[IsoDate]

@@ -680,6 +680,16 @@ _OWN_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX aus_import_files_sidecars ON aus_import_files (session_id, parent_id)"
         " WHERE media_type = 'sidecar'",
     ),
+    # v4: what the scan skipped, with why, so the result can name it (`source` as in v2).
+    (
+        """CREATE TABLE aus_import_skipped (
+  session_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  source BLOB NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID""",
+    ),
 )
 OWN_SCHEMA_VERSION: int = len(_OWN_MIGRATIONS)
 

@@ -15,6 +15,7 @@ from sidecar.archive.media import MediaType
 from sidecar.archive.tables import MEDIA_TABLES, media_table
 from sidecar.db.connection import MAX_VARIABLES, Database, chunked, insert_many
 from sidecar.pipeline.outcome import FileProblem
+from sidecar.pipeline.scanner import Skipped
 from sidecar.pipeline.status import ImportStep
 
 
@@ -132,12 +133,15 @@ class Journal:
         """A scan that did not finish is redone from the start (nothing was copied before it ends)."""
         async with self._db.transaction() as conn:
             await conn.execute("DELETE FROM aus_import_files WHERE session_id = ?", (session_id,))
+            await conn.execute("DELETE FROM aus_import_skipped WHERE session_id = ?", (session_id,))
             await conn.execute(
                 "UPDATE aus_import_sessions SET skipped = 0 WHERE session_id = ?", (session_id,)
             )
 
-    async def add_files(self, conn: Any, session_id: str, files: Sequence[NewFile], skipped: int) -> None:
-        """In the caller's transaction: one scanned folder's files."""
+    async def add_files(
+        self, conn: Any, session_id: str, files: Sequence[NewFile], skipped: Sequence[Skipped]
+    ) -> None:
+        """In the caller's transaction: one scanned folder's files, and what it skipped."""
         await insert_many(
             conn,
             "aus_import_files",
@@ -161,9 +165,18 @@ class Journal:
             ),
         )
         if skipped:
-            await conn.execute(
-                "UPDATE aus_import_sessions SET skipped = skipped + ? WHERE session_id = ?",
-                (skipped, session_id),
+            # Numbered on from the session's count, which is updated in the same transaction.
+            async with conn.execute(
+                "UPDATE aus_import_sessions SET skipped = skipped + ? WHERE session_id = ? RETURNING skipped",
+                (len(skipped), session_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+            first = row[0] - len(skipped)
+            await insert_many(
+                conn,
+                "aus_import_skipped",
+                ("session_id", "seq", "source", "reason"),
+                ((session_id, first + i, os.fsencode(s.path), s.reason) for i, s in enumerate(skipped)),
             )
 
     async def page(
@@ -263,6 +276,13 @@ class Journal:
             (session_id, limit),
         )
         return [FileProblem(os.fsdecode(r[0]), ImportStep.of_label(r[1]), r[2] or "") for r in rows]
+
+    async def skips(self, session_id: str, limit: int) -> list[Skipped]:
+        rows = await self._db.fetch_all(
+            "SELECT source, reason FROM aus_import_skipped WHERE session_id = ? ORDER BY seq LIMIT ?",
+            (session_id, limit),
+        )
+        return [Skipped(os.fsdecode(r[0]), r[1]) for r in rows]
 
     async def unfinalized_targets(self, session_id: str) -> list[str]:
         """Archive paths this session wrote (or meant to) whose rows were never committed."""

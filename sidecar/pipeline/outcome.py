@@ -5,9 +5,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sidecar.pipeline.scanner import Skipped
 from sidecar.pipeline.status import ImportStatus, ImportStep
 
-# Files named in an outcome (errors); past this the list is cut, never the counts.
+# Files named in an outcome (errors, skips); past this the list is cut, never the counts.
 MAX_LISTED = 1000
 
 
@@ -38,8 +39,8 @@ class FileProblem:
 
 @dataclass(frozen=True, slots=True)
 class ImportOutcome:
-    """How an import (or one resume of it) ended. Counts are exact; `problems` lists the first
-    MAX_LISTED failures."""
+    """How an import (or one resume of it) ended. Counts are exact; `problems` and `skips` list
+    the first MAX_LISTED failures and skipped files."""
 
     session_id: str
     status: ImportStatus
@@ -51,9 +52,11 @@ class ImportOutcome:
     copied_bytes: int
     strategy: str | None  # how most files were copied: reflink | copy | hardlink
     finalized: int  # media files given their rows by this import
+    sidecars_finalized: int  # archived beside their media, without rows
     jobs_queued: int
     from_medium: bool | None  # every validation read bypassed the page cache (None: none ran)
     problems: tuple[FileProblem, ...]
+    skips: tuple[Skipped, ...]
     started_at: str
     completed_at: str
     error: str | None = None
@@ -70,6 +73,10 @@ class ImportOutcome:
     @property
     def problems_truncated(self) -> bool:
         return self.total_errors > len(self.problems)
+
+    @property
+    def skips_truncated(self) -> bool:
+        return self.skipped > len(self.skips)
 
     def errors_in(self, step: ImportStep) -> int:
         return self.errors_by_step.get(step, 0)

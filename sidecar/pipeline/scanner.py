@@ -14,10 +14,11 @@ from sidecar.archive.media import (
     LIVE_IMAGE_EXTENSIONS,
     LIVE_VIDEO_EXTENSIONS,
     RAW_EXTENSIONS,
-    SKIP_NAMES,
     MediaType,
     classify,
+    exclusion,
     extension_of,
+    unimported_reason,
 )
 
 
@@ -34,7 +35,8 @@ class ScannedFile:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A file not imported on purpose; counted as skipped in the import result."""
+    """A file (or a whole folder) not imported on purpose: counted as skipped and named, with the
+    reason, in the import's result."""
 
     path: str
     reason: str
@@ -125,7 +127,7 @@ class _Walker:
         """A regular file's candidate, Skipped for an unknown extension, None when already yielded."""
         media_type = classify(name)
         if media_type is None:
-            return Skipped(path, "unknown extension")
+            return Skipped(path, unimported_reason(name) or "not imported")
         identity = (info.st_dev, info.st_ino)
         if identity in self._files:
             return None
@@ -174,17 +176,17 @@ class _Walker:
     def _entry(self, entry: os.DirEntry[str]) -> _Candidate | Skipped | ScanError | str | None:
         """One listed name: a file candidate, a subfolder's path to walk, an item to report, or None."""
         name = entry.name
-        if name.startswith(".") or name.lower() in SKIP_NAMES:
-            return None
         # DirEntry's type comes from the listing itself (no extra syscall on most filesystems), and
         # nothing below follows a link or opens a file: a FIFO opened for reading would block.
-        if entry.is_symlink():
-            return Skipped(entry.path, "symlink")
         is_folder = entry.is_dir(follow_symlinks=False)
+        if reason := exclusion(name, is_folder):
+            return Skipped(entry.path, reason)  # a folder is named once; nothing in it is walked
+        if entry.is_symlink():
+            return Skipped(entry.path, "symlink (never followed)")
         if not is_folder and not entry.is_file(follow_symlinks=False):
             return Skipped(entry.path, "not a regular file")
-        if not is_folder and classify(name) is None:
-            return Skipped(entry.path, "unknown extension")  # decided without a stat
+        if not is_folder and (reason := unimported_reason(name)):
+            return Skipped(entry.path, reason)  # decided without a stat
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError as error:

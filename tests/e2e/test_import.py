@@ -27,8 +27,8 @@ def camera_card(root: Path) -> Path:
     write(card / "docs" / "permit.pdf", 10_000)
     write(card / "docs" / "route.gpx", 2_000)
     write(card / "docs" / "notes.xyz", 100)  # unknown extension: skipped
-    write(card / "DCIM" / ".hidden.jpg", 100)  # hidden: ignored
-    write(card / "DCIM" / "Thumbs.db", 100)  # an exclusion name: ignored
+    write(card / "DCIM" / ".hidden.jpg", 100)  # hidden: skipped
+    write(card / "DCIM" / "Thumbs.db", 100)  # left by Windows: skipped
     return card
 
 
@@ -41,10 +41,16 @@ async def test_a_camera_card_is_archived_with_rows_jobs_and_progress(
 
     assert result["status"] == "completed", result
     assert result["scanResult"] == {
-        "totalFiles": 6,  # the sidecar counts; notes.xyz is skipped
+        "totalFiles": 6,  # the sidecar counts
         "totalBytes": result["scanResult"]["totalBytes"],
-        "skipped": 1,
+        "skipped": 3,
     }
+    assert sorted((s["path"], s["reason"]) for s in result["skipped"]) == [
+        (str(card / "DCIM" / ".hidden.jpg"), "hidden file"),
+        (str(card / "DCIM" / "Thumbs.db"), "system file (left by macOS or Windows, not media)"),
+        (str(card / "docs" / "notes.xyz"), "unknown extension (.xyz)"),
+    ]
+    assert "skippedTruncated" not in result
     assert result["finalizationResult"]["totalFinalized"] == 5  # sidecars get no row of their own
     assert result["errors"] == []
     assert is_iso(result["startedAt"]) and is_iso(result["completedAt"])
@@ -144,7 +150,12 @@ async def test_duplicates_in_one_import_and_a_reimport_copy_nothing_new(
     again = await sidecar.request("import:v2:start", location.start_params(tmp_path / "a"))
     assert again["status"] == "completed"
     assert again["hashResult"]["totalDuplicates"] == 3
-    assert again["finalizationResult"] == {"totalFinalized": 0, "totalErrors": 0, "jobsQueued": 0}
+    assert again["finalizationResult"] == {
+        "totalFinalized": 0,
+        "totalErrors": 0,
+        "jobsQueued": 0,
+        "totalSidecars": 0,
+    }
     assert {p: p.stat().st_mtime_ns for p in org_files(sidecar_paths.archive)} == before
     assert rows(sidecar_paths.db, "SELECT count(*) FROM imgs") == [(2,)]
     assert_archive_invariant(sidecar_paths.db, sidecar_paths.archive)

@@ -51,7 +51,7 @@ def test_files_are_classified_case_insensitively_with_sizes(tmp_path: Path) -> N
     assert all(os.path.isabs(f.path) for f in files.values())
 
 
-def test_hidden_and_excluded_names_vanish_and_unknown_extensions_are_skipped(tmp_path: Path) -> None:
+def test_excluded_names_and_unknown_extensions_are_skipped_each_with_its_reason(tmp_path: Path) -> None:
     touch(tmp_path / "keep.jpg")
     for name in [".hidden.jpg", ".git/x.jpg", "Thumbs.db", "__MACOSX/x.jpg", ".DS_Store", "_DATABASE/x.jpg"]:
         touch(tmp_path / name)
@@ -60,10 +60,49 @@ def test_hidden_and_excluded_names_vanish_and_unknown_extensions_are_skipped(tmp
         touch(tmp_path / "sub" / name)
     items = list(scan([str(tmp_path)], None))
     assert list(scanned(items, tmp_path)) == ["keep.jpg"]
+    # A skipped folder is named once, and nothing in it is walked.
     assert skipped(items, tmp_path) == {
-        f"sub/{name}": "unknown extension" for name in ["notes.abc", "noext", "photo.PSD", "edit.AAE"]
+        ".hidden.jpg": "hidden file",
+        ".git": "hidden folder",
+        "Thumbs.db": "system file (left by macOS or Windows, not media)",
+        "__MACOSX": "system folder (left by macOS or Windows, not media)",
+        ".DS_Store": "system file (left by macOS or Windows, not media)",
+        "_DATABASE": "the archive's own folder",
+        "sub/.cache": "the archive's own folder",
+        "sub/notes.abc": "unknown extension (.abc)",
+        "sub/noext": "no extension",
+        "sub/photo.PSD": ".psd files are not imported (the app's rule)",
+        "sub/edit.AAE": ".aae files are not imported (the app's rule)",
     }
-    assert items[-1] == InputDone(str(tmp_path)) and len(items) == 6
+
+
+def test_what_computers_leave_on_a_card_is_skipped_as_such_and_never_imported(tmp_path: Path) -> None:
+    card = tmp_path / "card"
+    jpeg = touch(card / "DCIM" / "100CANON" / "IMG_0001.JPG", b"\xff\xd8\xff")
+    touch(card / "DCIM" / "100CANON" / "._IMG_0001.JPG", b"\x00\x05\x16\x07")  # not a JPEG
+    for folder in [".Trashes", ".Spotlight-V100", ".fseventsd", "System Volume Information", "$RECYCLE.BIN"]:
+        touch(card / folder / "IMG_0002.JPG")
+    touch(card / "._.Trashes")
+    items = list(scan([str(card)], None))
+    assert [f.path for f in scanned(items, card).values()] == [str(jpeg)]
+    reasons = skipped(items, card)
+    assert reasons.pop("DCIM/100CANON/._IMG_0001.JPG").startswith("AppleDouble file")
+    assert reasons.pop("._.Trashes").startswith("AppleDouble file")
+    assert reasons == {
+        name: "system folder (left by macOS or Windows, not media)"
+        for name in [".Trashes", ".Spotlight-V100", ".fseventsd", "System Volume Information", "$RECYCLE.BIN"]
+    }
+
+
+def test_every_new_camera_format_is_imported_with_its_media_type(tmp_path: Path) -> None:
+    stills = ["a.CRW", "b.GPR", "c.HIF", "d.FPX", "e.MPO", "f.JXL", "g.JP2", "h.IIQ", "i.FFF", "j.3FR"]
+    videos = ["k.MTS", "l.3GPP", "m.MOD", "n.TOD", "o.LRV"]
+    for name in stills + videos:
+        touch(tmp_path / name)
+    items = list(scan([str(tmp_path)], None))
+    assert skipped(items, tmp_path) == {}
+    types = {name: f.media_type for name, f in scanned(items, tmp_path).items()}
+    assert types == {**dict.fromkeys(stills, MediaType.IMAGE), **dict.fromkeys(videos, MediaType.VIDEO)}
 
 
 def test_symlinks_inside_a_walk_are_skipped_and_never_followed(tmp_path: Path) -> None:
@@ -79,7 +118,8 @@ def test_symlinks_inside_a_walk_are_skipped_and_never_followed(tmp_path: Path) -
     items = list(scan([str(source)], None))
     assert list(scanned(items, source)) == ["real.jpg"]
     assert skipped(items, source) == dict.fromkeys(
-        ["to-file.jpg", "to-outside", "to-outside-file.jpg", "to-own-folder", "broken.jpg"], "symlink"
+        ["to-file.jpg", "to-outside", "to-outside-file.jpg", "to-own-folder", "broken.jpg"],
+        "symlink (never followed)",
     )
 
 
@@ -385,7 +425,7 @@ def test_a_regular_file_input_is_taken_as_is(tmp_path: Path) -> None:
     items = list(scan([str(tmp_path / ".hidden.JPG"), str(tmp_path / "readme.abc")], None))
     # Both inputs come from one folder, so their files are grouped and yielded together at the end.
     assert items == [
-        Skipped(str(tmp_path / "readme.abc"), "unknown extension"),
+        Skipped(str(tmp_path / "readme.abc"), "unknown extension (.abc)"),
         ScannedFile(str(tmp_path / ".hidden.JPG"), 3, MediaType.IMAGE, ".jpg"),
         InputDone(str(tmp_path / ".hidden.JPG")),
         InputDone(str(tmp_path / "readme.abc")),

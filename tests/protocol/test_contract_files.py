@@ -362,6 +362,17 @@ IMPORT_RESULT: dict[str, Any] = {
     "errors": [
         {"path": "/Volumes/EOS_DIGITAL/DCIM/100CANON/IMG_0042.CR2", "step": "copy", "message": "EIO: read"}
     ],
+    "skipped": [
+        {
+            "path": "/Volumes/EOS_DIGITAL/._IMG_0001.JPG",
+            "reason": "AppleDouble file (macOS metadata of another file, not media)",
+        },
+        {
+            "path": "/Volumes/EOS_DIGITAL/.Trashes",
+            "reason": "system folder (left by macOS or Windows, not media)",
+        },
+        {"path": "/Volumes/EOS_DIGITAL/DCIM/100CANON/IMG_0042.LNK", "reason": "unknown extension (.lnk)"},
+    ],
     "startedAt": STARTED,
     "completedAt": ENDED,
     "totalDurationMs": 734_517,
@@ -370,6 +381,7 @@ FAILED_IMPORT = {
     "sessionId": SESSION,
     "status": "failed",
     "errors": [],
+    "skipped": [],
     "error": "Location not found",
     "startedAt": STARTED,
     "totalDurationMs": 12.5,

@@ -47,7 +47,8 @@ async def _record_folder(ctx: RunContext, items: Sequence[ScanItem], next_id: in
             ids[item.path] = next_id
             next_id += 1
     rows: list[NewFile] = []
-    skipped = errors = 0
+    skipped: list[Skipped] = []
+    errors = 0
     for item in items:
         if isinstance(item, ScannedFile):
             rows.append(
@@ -68,7 +69,7 @@ async def _record_folder(ctx: RunContext, items: Sequence[ScanItem], next_id: in
             )
             errors += 1
         elif isinstance(item, Skipped):
-            skipped += 1
+            skipped.append(item)
     if rows or skipped:
         await commit(
             ctx.db,
