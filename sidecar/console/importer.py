@@ -12,6 +12,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import IO, Any
 
 from sidecar.console.client import SidecarClient, own_command
 from sidecar.console.locations import Location, find_or_create
+from sidecar.console.originals import source_paths
 
 JOBS_REFRESH_S = 0.25
 ERRORS_SHOWN = 20
@@ -167,7 +169,7 @@ async def session(
     if not args.no_wait and result.get("finalizationResult", {}).get("jobsQueued"):
         interrupted.clear()  # a new Ctrl-C only stops the waiting
         await wait_for_jobs(client, tally, screen, interrupted)
-    print_jobs(tally, screen)
+    print_jobs(tally, screen, Path(info["dbPath"]))
     screen.line(f"Archive: {info['archivePath']}\nDatabase: {info['dbPath']}")
     return 0
 
@@ -277,24 +279,63 @@ def print_import(result: dict[str, Any], screen: Screen) -> None:
     scan = result.get("scanResult") or {}
     final = result.get("finalizationResult") or {}
     duplicates = (result.get("hashResult") or {}).get("totalDuplicates", 0)
-    more = "+" if result.get("errorsTruncated") else ""
+    skipped = scan.get("skipped", 0)
+    errors = result.get("totalErrors", len(result["errors"]))
+    sidecars = final.get("totalSidecars", 0)
     screen.line(
         f"Import {result['status']} in {result['totalDurationMs'] / 1000:.1f} s: "
         f"{final.get('totalFinalized', 0)} imported, {duplicates} duplicates, "
-        f"{scan.get('skipped', 0)} skipped, {len(result['errors'])}{more} errors"
+        f"{skipped} skipped, {errors} errors"
+        + (f"; {sidecars} sidecar files archived with their media" if sidecars else "")
     )
     if result.get("error"):
         screen.line(f"  {result['error']}")
-    for error in result["errors"][:ERRORS_SHOWN]:
-        screen.line(f"  {error['step']}: {error['path']}: {error['message']}")
-    if len(result["errors"]) > ERRORS_SHOWN:
-        screen.line(f"  … and {len(result['errors']) - ERRORS_SHOWN} more")
+    if skipped:
+        screen.line(f"Skipped ({skipped}):")
+        for line in skip_lines(result["skipped"], skipped):
+            screen.line("  " + line)
+    if errors:
+        screen.line(f"Errors ({errors}):")
+        listed = [f"{e['step']}: {e['path']}: {e['message']}" for e in result["errors"]]
+        for line in first_of_many(listed, errors):
+            screen.line("  " + line)
 
 
-def print_jobs(tally: Tally, screen: Screen) -> None:
+def skip_lines(listed: list[dict[str, str]], total: int) -> list[str]:
+    """The first paths with their reasons; when not all fit, how many had each reason first."""
+    paths = first_of_many([f"{s['path']}: {s['reason']}" for s in listed], total)
+    if total <= ERRORS_SHOWN:
+        return paths
+    among = f" (of the first {len(listed)})" if total > len(listed) else ""
+    reasons = Counter(s["reason"] for s in listed).most_common()
+    return [f"{n} × {reason}{among}" for reason, n in reasons] + paths
+
+
+def first_of_many(lines: list[str], total: int) -> list[str]:
+    """The first ERRORS_SHOWN lines, and how many of `total` were not shown."""
+    shown = lines[:ERRORS_SHOWN]
+    return shown + ([f"… and {total - len(shown)} more"] if total > len(shown) else [])
+
+
+def print_jobs(tally: Tally, screen: Screen, db_path: Path) -> None:
     screen.line(f"Metadata: {tally.metadata}  Thumbnails: {tally.thumbnails}  Video proxies: {tally.proxies}")
-    for entry in tally.dead[:ERRORS_SHOWN]:
-        screen.line(f"  failed {entry['queue']} job: {entry['error']}")
+    if not tally.dead:
+        return
+    sources = source_paths(db_path, (d["payload"]["hash"] for d in tally.dead if "hash" in d["payload"]))
+    screen.line(f"Failed background jobs ({len(tally.dead)}):")
+    for line in first_of_many([failed_job_line(d, sources) for d in tally.dead], len(tally.dead)):
+        screen.line("  " + line)
+
+
+def failed_job_line(entry: dict[str, Any], sources: dict[str, str]) -> str:
+    """A dead job, named by the file the user gave (else the archive's copy, else its location)."""
+    payload = entry["payload"]
+    subject = (
+        sources.get(payload.get("hash", ""))
+        or payload.get("archivePath")
+        or f"location {payload.get('locid')}"
+    )
+    return f"{entry['queue']}: {subject}: {entry['error']}"
 
 
 def human_bytes(count: float) -> str:

@@ -41,7 +41,10 @@ def test_the_sample_card_is_imported_with_every_background_job(tmp_path: Path) -
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
     assert "Created location “Sample card”" in out
-    assert "Import completed" in out and "9 imported, 1 duplicates, 1 skipped, 0 errors" in out
+    assert "Import completed" in out
+    assert "9 imported, 1 duplicates, 2 skipped, 0 errors; 1 sidecar files archived with their media" in out
+    assert f"  {card / '.DS_Store'}: system file (left by macOS or Windows, not media)\n" in out
+    assert f"  {card / 'DCIM' / 'camera.cfg'}: unknown extension (.cfg)\n" in out
     for step in ("hashing", "copying", "validating", "finalizing", "completed"):
         assert re.search(rf"\] +[0-9.]+% +{step} ", out), f"no progress line for {step}"
     assert "Background jobs: all done" in out
@@ -62,6 +65,32 @@ def test_the_sample_card_is_imported_with_every_background_job(tmp_path: Path) -
     assert "Importing into location “Sample card”" in again.stdout
     assert "0 imported, 10 duplicates" in again.stdout
     assert query(db, "SELECT count(*) FROM locs") == [(1,)]
+
+
+def test_the_summary_names_skips_and_failures_by_source_path_with_exact_counts(tmp_path: Path) -> None:
+    card = tmp_path / "card"
+    write(card / "DCIM" / "broken.jpg", 5000, seed=1)  # not an image: its thumbnail job fails
+    write(card / "DCIM" / "._broken.jpg", 4096, seed=2)
+    write(card / ".Trashes" / "501" / "old.jpg", 100, seed=3)
+    for i in range(24):
+        write(card / "MISC" / f"note_{i:02d}.xyz", 10, seed=10 + i)
+    db, archive = tmp_path / "au-archive.db", tmp_path / "archive"
+
+    result = run_import(card, "--archive", archive, "--db", db)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "1 imported, 0 duplicates, 26 skipped, 0 errors" in out
+    assert "Skipped (26):\n  24 × unknown extension (.xyz)\n" in out
+    assert "  1 × AppleDouble file (macOS metadata of another file, not media)\n" in out
+    assert f"  {card / '.Trashes'}: system folder (left by macOS or Windows, not media)\n" in out
+    assert "  … and 6 more\n" in out  # 26 skipped, 20 named
+    assert "old.jpg" not in out  # a system folder is named once, never walked
+    failed = re.search(r"Failed background jobs \((\d+)\):\n((?:  .*\n)+)", out)
+    assert failed is not None, out
+    lines = failed.group(2).splitlines()
+    assert int(failed.group(1)) == len(lines) >= 1
+    assert all(f": {card / 'DCIM' / 'broken.jpg'}: " in line for line in lines), lines
 
 
 def test_missing_paths_are_refused_before_anything_starts(tmp_path: Path) -> None:
