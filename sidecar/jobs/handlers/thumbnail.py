@@ -36,9 +36,10 @@ log = get_logger(__name__)
 SM, LG, PREVIEW = 400, 800, 1920
 QUALITY = {SM: 85, LG: 85, PREVIEW: 90}
 THUMBNAIL_FOLDER = ".thumbnails"
-# Embedded RAW previews in exiftool's names; the largest present is tried first, then this order.
-PREVIEW_TAGS = ("PreviewImage", "JpgFromRaw", "OtherImage", "ThumbnailImage")
-JPEG_MAGIC = b"\xff\xd8\xff"
+# Embedded RAW previews in exiftool's names, JPEG or TIFF: PreviewTIFF and ThumbnailTIFF are the
+# uncompressed RGB images of a Kodak KDC or an early NEF, which exiftool rebuilds as TIFFs with the
+# IFD's Orientation (Image/ExifTool/Exif.pm: RebuildTIFF; "Preview" when wider than 256 px).
+PREVIEW_TAGS = ("JpgFromRaw", "PreviewImage", "OtherImage", "PreviewTIFF", "ThumbnailTIFF", "ThumbnailImage")
 # The poster frame: this far in, or the first frame when the clip is shorter.
 POSTER_AT_S = "1"
 # No raster decoder in the app's image list; another try cannot help.
@@ -85,6 +86,7 @@ class SourceKind(StrEnum):
     FILE = "file"
     PAIRED_JPEG = "paired-jpeg"
     EMBEDDED_PREVIEW = "embedded-preview"
+    RAW_DECODE = "raw-decode"
     POSTER_FRAME = "poster-frame"
 
 
@@ -199,18 +201,41 @@ async def _raw_source(job: JobContext, exiftool: ExifToolPool, path: str, stored
     tags = _parse_tags(stored_tags)
     if tags is None:
         tags = await exiftool.read_tags(job.tools.exiftool, path)
+    candidates = []
     for tag in _preview_order(tags):
         data = await exiftool.read_binary(job.tools.exiftool, path, tag)
-        if data.startswith(JPEG_MAGIC):
-            # The RAW's orientation: a preview's own tag often says 1 whatever the camera's was.
-            return Source(
-                SourceKind.EMBEDDED_PREVIEW, f"{tag} of {path}", data=data, orientation=_orientation(tags)
-            )
-    message = f"no paired JPEG and no embedded JPEG preview in {path}"
+        if data:
+            candidates.append((tag, data))
+    largest = await asyncio.to_thread(_largest_image, candidates)
+    if largest is not None:
+        # The RAW's orientation: a preview's own tag often says 1 whatever the camera's was.
+        tag, data = largest
+        return Source(
+            SourceKind.EMBEDDED_PREVIEW, f"{tag} of {path}", data=data, orientation=_orientation(tags)
+        )
     if paired_missing:
         # The paired JPEG's row may not be committed yet (a later chunk of the same import).
-        raise ThumbnailError(message + f" (paired JPEG {paired} not in the archive yet)")
-    raise CannotRender(message)
+        raise ThumbnailError(
+            f"no paired JPEG and no embedded preview in {path} (paired JPEG {paired} not in the archive yet)"
+        )
+    # LibRaw demosaics it and turns it by the RAW's orientation itself.
+    return Source(SourceKind.RAW_DECODE, f"{path} (no embedded preview; LibRaw)", path=path, orientation=1)
+
+
+def _largest_image(candidates: list[tuple[str, bytes]]) -> tuple[str, bytes] | None:
+    """The embedded image with the most pixels (by its header: a TIFF's bytes say nothing of its
+    size next to a JPEG's), first in PREVIEW_TAGS order on a tie; None when none decodes."""
+    largest: tuple[str, bytes] | None = None
+    most = 0
+    for tag, data in candidates:
+        try:
+            with _open(Source(SourceKind.EMBEDDED_PREVIEW, tag, data=data)) as image:
+                pixels = image.width * image.height
+        except (OSError, *_DECODE_ERRORS):
+            continue  # not an image (a maker's own format): the next one may be
+        if pixels > most:
+            largest, most = (tag, data), pixels
+    return largest
 
 
 def _parse_tags(stored: str | None) -> dict[str, Any] | None:
@@ -232,17 +257,14 @@ def _tag(tags: Mapping[str, Any], name: str) -> Any:
 
 
 def _preview_order(tags: Mapping[str, Any]) -> list[str]:
-    """Previews the tags show, largest first (a NEF's PreviewImage is often far smaller than its
-    JpgFromRaw); every tag in the usual order when the tags say nothing about them."""
-    sizes: dict[str, int] = {}
-    for tag in PREVIEW_TAGS:
-        value = _tag(tags, tag)
-        match = _BINARY_SIZE.match(value) if isinstance(value, str) else None
-        if match:
-            sizes[tag] = int(match.group(1))
-    if not sizes:
-        return list(PREVIEW_TAGS)
-    return sorted(sizes, key=lambda tag: (-sizes[tag], PREVIEW_TAGS.index(tag)))
+    """The previews the tags show (exiftool writes "(Binary data N bytes…)" for each), in
+    PREVIEW_TAGS order; every tag when the tags say nothing about them."""
+    shown = [
+        tag
+        for tag in PREVIEW_TAGS
+        if isinstance(value := _tag(tags, tag), str) and _BINARY_SIZE.match(value) is not None
+    ]
+    return shown or list(PREVIEW_TAGS)
 
 
 def _orientation(tags: Mapping[str, Any]) -> int:
@@ -299,8 +321,28 @@ def target_size(width: int, height: int, short_edge: int) -> tuple[int, int]:
 
 
 def _open(source: Source) -> Image.Image:
+    if source.kind is SourceKind.RAW_DECODE and source.path is not None:
+        return _libraw_decode(source.path, source.label)
     _register_heif()
     return Image.open(source.path if source.path is not None else io.BytesIO(source.data or b""))
+
+
+def _libraw_decode(path: str, label: str) -> Image.Image:
+    """A RAW without any embedded preview, demosaiced by LibRaw (rawpy) at half size (a 24 MP
+    sensor still gives 3000x2000, more than the 1920 preview), white-balanced as the camera was,
+    turned by the RAW's orientation. rawpy (and numpy) are imported on first use (160 ms)."""
+    import rawpy  # lazily, see above
+
+    try:
+        with rawpy.imread(path) as raw:
+            rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+    except rawpy.LibRawError as exc:
+        # LibRaw's message arrives as bytes (b'Unsupported file format or not RAW file').
+        reason = exc.args[0] if exc.args else type(exc).__name__
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise CannotRender(f"cannot decode {label}: {reason}") from None
+    return Image.fromarray(rgb)
 
 
 _heif_lock = threading.Lock()

@@ -6,7 +6,6 @@ import dataclasses
 import io
 import os
 import sqlite3
-import struct
 import subprocess
 import threading
 from collections.abc import AsyncIterator
@@ -35,6 +34,7 @@ from sidecar.tools.process import ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents, add_jobs, job_row
 from tests.support.media import exiftool, make_corrupt_jpeg, make_heic, make_jpeg, make_video
+from tests.support.raws import jpeg_bytes, make_cfa_dng, make_dng
 
 SIZES = {"sm": 400, "lg": 800, "preview": 1920}
 BLOCK = (200, 0, 40)  # make_jpeg's top-left block with seed 0
@@ -273,17 +273,31 @@ def _two_corner_image(width: int = 900, height: int = 600) -> Image.Image:
     return image
 
 
-def _assert_shown_as(paths: dict[str, str], orientation: int) -> None:
+def _assert_shown_as(
+    paths: dict[str, str], orientation: int, stored: tuple[int, int] = (900, 600), *, hues_only: bool = False
+) -> None:
+    """Thumbnails of a `_two_corner_image` of size `stored`, shown as `orientation` says. `hues_only`
+    for a LibRaw decode, whose colours are its default camera matrix's, not the image's."""
     red_at, green_at, portrait = SHOWN[orientation]
-    expected = {"sm": (400, 600), "lg": (600, 900), "preview": (600, 900)}
-    if not portrait:
+    expected = {name: target_size(*stored, edge) for name, edge in SIZES.items()}
+    if portrait:
         expected = {name: (height, width) for name, (width, height) in expected.items()}
     assert _sizes(paths) == expected
     for path in paths.values():
         for corner, (fx, fy) in CORNERS.items():
             colour = _colour_at(path, fx, fy)
             want = RED if corner == red_at else GREEN if corner == green_at else (128, 128, 128)
-            assert _near(colour, want), f"orientation {orientation}: {corner} of {path} is {colour}"
+            matches = _hue(colour) == _hue(want) if hues_only else _near(colour, want)
+            assert matches, f"orientation {orientation}: {corner} of {path} is {colour}"
+
+
+def _hue(colour: tuple[int, ...]) -> str:
+    r, g, b = colour[:3]
+    if r > g + 80 and r > b + 80:
+        return "red"
+    if g > r + 80 and g > b + 80:
+        return "green"
+    return "grey" if max(colour[:3]) - min(colour[:3]) < 40 else "other"
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -466,91 +480,6 @@ async def test_a_broken_heic_fails_for_good_saying_why(
 # --- RAW ---
 
 
-def _jpeg_bytes(width: int, height: int, *, orientation: int | None = None) -> bytes:
-    """A JPEG with a BLOCK-coloured top-left quarter (and its own EXIF orientation, if given)."""
-    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
-    image.paste(BLOCK, (0, 0, width // 4, height // 4))
-    buffer = io.BytesIO()
-    exif = Image.Exif()
-    if orientation is not None:
-        exif[0x0112] = orientation
-    image.save(buffer, "JPEG", quality=90, exif=exif)
-    return buffer.getvalue()
-
-
-class _TiffWriter:
-    """Little-endian TIFF built by hand: data first, IFDs after, the header pointing at IFD0."""
-
-    def __init__(self) -> None:
-        self.data = bytearray(b"II*\x00\x00\x00\x00\x00")
-
-    def blob(self, data: bytes) -> int:
-        if len(self.data) % 2:
-            self.data.append(0)
-        offset = len(self.data)
-        self.data += data
-        return offset
-
-    def ifd(self, entries: dict[int, tuple[int, list[int] | bytes]], next_ifd: int = 0) -> int:
-        formats = {1: "B", 3: "H", 4: "I"}
-        fields = []
-        for tag in sorted(entries):
-            kind, values = entries[tag]
-            if isinstance(values, bytes):
-                packed, count = values, len(values)
-            else:
-                packed, count = struct.pack(f"<{len(values)}{formats[kind]}", *values), len(values)
-            value = packed.ljust(4, b"\x00") if len(packed) <= 4 else struct.pack("<I", self.blob(packed))
-            fields.append(struct.pack("<HHI", tag, kind, count) + value)
-        body = struct.pack("<H", len(fields)) + b"".join(fields) + struct.pack("<I", next_ifd)
-        return self.blob(body)
-
-    def finish(self, first_ifd: int) -> bytes:
-        self.data[4:8] = struct.pack("<I", first_ifd)
-        return bytes(self.data)
-
-
-def make_dng(
-    path: Path, *, orientation: int = 1, jpg_from_raw: bytes | None = None, thumbnail: bytes | None = None
-) -> Path:
-    """A DNG-shaped file as cameras and converters lay them out: a small RGB raster in IFD0 (with
-    DNGVersion and the camera's Orientation), a JPEG in a SubIFD (exiftool: JpgFromRaw) and one in
-    IFD1 (ThumbnailImage). Pillow cannot write this and exiftool only replaces previews that exist,
-    so the structure is written here; the handler reads it with the real exiftool."""
-    width, height = 60, 40
-    tiff = _TiffWriter()
-    pixels = tiff.blob(Image.new("RGB", (width, height), (90, 90, 90)).tobytes())
-    ifd0: dict[int, tuple[int, list[int] | bytes]] = {
-        0x00FE: (4, [0]),
-        0x0100: (4, [width]),
-        0x0101: (4, [height]),
-        0x0102: (3, [8, 8, 8]),
-        0x0103: (3, [1]),
-        0x0106: (3, [2]),
-        0x010F: (2, b"TestCam\x00"),
-        0x0110: (2, b"Stand-in\x00"),
-        0x0111: (4, [pixels]),
-        0x0112: (3, [orientation]),
-        0x0115: (3, [3]),
-        0x0116: (4, [height]),
-        0x0117: (4, [width * height * 3]),
-        0xC612: (1, [1, 4, 0, 0]),
-    }
-    if jpg_from_raw is not None:
-        start = tiff.blob(jpg_from_raw)
-        sub = tiff.ifd(
-            {0x00FE: (4, [1]), 0x0103: (3, [6]), 0x0201: (4, [start]), 0x0202: (4, [len(jpg_from_raw)])}
-        )
-        ifd0[0x014A] = (4, [sub])
-    ifd1 = 0
-    if thumbnail is not None:
-        start = tiff.blob(thumbnail)
-        ifd1 = tiff.ifd({0x0103: (3, [6]), 0x0201: (4, [start]), 0x0202: (4, [len(thumbnail)])})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(tiff.finish(tiff.ifd(ifd0, ifd1)))
-    return path
-
-
 def _store_tags(db_path: Path, digest: str, path: Path) -> None:
     """meta_exiftool as the exiftool job stores it: the flat `-json -n` object."""
     out = subprocess.run(
@@ -574,8 +503,8 @@ async def test_a_raw_uses_its_largest_embedded_preview_turned_by_the_raws_orient
     raw = make_dng(
         archive / "loc" / "IMG_0001.dng",
         orientation=6,
-        jpg_from_raw=_jpeg_bytes(1500, 1000, orientation=3),
-        thumbnail=_jpeg_bytes(160, 120),
+        jpg_from_raw=jpeg_bytes(1500, 1000, orientation=3),
+        thumbnail=jpeg_bytes(160, 120),
     )
     digest = add_media_row(db_path, "image", raw, location.locid)
     if tags_stored:
@@ -599,7 +528,7 @@ async def test_a_raw_prefers_its_paired_jpeg(
 ) -> None:
     jpeg = make_jpeg(archive / "loc" / "IMG_0002.jpg", 2400, 1600)
     jpeg_hash = add_media_row(db_path, "image", jpeg, location.locid)
-    raw = make_dng(archive / "loc" / "IMG_0002.dng", jpg_from_raw=_jpeg_bytes(300, 200))
+    raw = make_dng(archive / "loc" / "IMG_0002.dng", jpg_from_raw=jpeg_bytes(300, 200))
     digest = add_media_row(db_path, "image", raw, location.locid)
     payload = {"hash": digest, "mediaType": "image", "archivePath": str(raw), "pairedHash": jpeg_hash}
 
@@ -612,7 +541,80 @@ async def test_a_raw_prefers_its_paired_jpeg(
     assert _row(db_path, "imgs", digest)["preview_extracted"] == 0
 
 
-async def test_a_raw_without_pair_or_preview_is_a_clear_final_error(
+@pytest.mark.parametrize(
+    ("name", "stored", "tag"),
+    [("DC50_0001.KDC", (900, 600), "PreviewTIFF"), ("DSC_0001.NEF", (240, 160), "ThumbnailTIFF")],
+    ids=["kdc-preview-tiff", "nef-thumbnail-tiff"],
+)
+async def test_a_raw_whose_only_preview_is_a_tiff_uses_it_turned_by_the_raws_orientation(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    name: str,
+    stored: tuple[int, int],
+    tag: str,
+) -> None:
+    # Kodak KDCs and early NEFs keep an uncompressed RGB image in IFD0, exiftool rebuilds it as a TIFF.
+    raw = make_dng(archive / "loc" / name, orientation=6, rgb_preview=_two_corner_image(*stored))
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    _store_tags(db_path, digest, raw)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    assert result["source"] == "embedded-preview"
+    _assert_shown_as(result["paths"], 6, stored)
+    assert _row(db_path, "imgs", digest)["preview_extracted"] == 1
+    assert tag in _row(db_path, "imgs", digest)["meta_exiftool"]
+
+
+async def test_the_largest_preview_is_the_one_with_most_pixels_not_bytes(
+    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    # A 160x120 uncompressed TIFF (57 KB) and a 900x600 JPEG (24 KB): the JPEG shows more.
+    raw = make_dng(
+        archive / "loc" / "DSC_0002.NEF",
+        rgb_preview=Image.new("RGB", (160, 120), (20, 20, 200)),
+        jpg_from_raw=jpeg_bytes(900, 600),
+    )
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    assert _sizes(result["paths"]) == {"sm": (600, 400), "lg": (900, 600), "preview": (900, 600)}
+    assert _near(_colour_at(result["paths"]["preview"], 0.05, 0.05), BLOCK)
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 3])
+async def test_a_raw_without_any_preview_is_decoded_by_libraw_upright(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    orientation: int,
+) -> None:
+    raw = make_cfa_dng(
+        archive / "loc" / f"L100000{orientation}.DNG", _two_corner_image(), orientation=orientation
+    )
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    assert result["source"] == "raw-decode"
+    # LibRaw decodes at half size: 450x300 from the 900x600 sensor.
+    _assert_shown_as(result["paths"], orientation, (450, 300), hues_only=True)
+    assert _row(db_path, "imgs", digest)["preview_extracted"] == 0
+
+
+async def test_a_raw_libraw_cannot_decode_without_pair_or_preview_fails_for_good_saying_why(
     db_path: Path,
     archive: Path,
     location: LocationFixture,
@@ -620,11 +622,13 @@ async def test_a_raw_without_pair_or_preview_is_a_clear_final_error(
     events: RecordedEvents,
     pool: ExifToolPool,
 ) -> None:
-    raw = make_dng(archive / "loc" / "IMG_0003.dng")
+    raw = make_dng(archive / "loc" / "IMG_0003.dng")  # an RGB raster where LibRaw wants a mosaic
     digest = add_media_row(db_path, "image", raw, location.locid)
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
 
-    with pytest.raises(CannotRender, match="no paired JPEG and no embedded JPEG preview") as raised:
+    with pytest.raises(
+        CannotRender, match=r"IMG_0003\.dng \(no embedded preview; LibRaw\): Unsupported file"
+    ) as raised:
         await thumbnail_handler(pool)(job)
 
     assert isinstance(raised.value, PermanentFailure)
