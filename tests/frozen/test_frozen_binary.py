@@ -26,6 +26,8 @@ from PIL import Image
 from sidecar import PROTOCOL_VERSION, __version__
 from tests.support.archive import add_location, assert_archive_invariant, hash16, write
 from tests.support.client import REPO, RpcError, SidecarPaths, SidecarProcess, Spawn
+from tests.support.media import make_heic
+from tests.support.raws import make_cfa_dng
 
 DIST = REPO / "dist" / "au-sidecar"
 BINARY = DIST / "au-sidecar"
@@ -253,6 +255,28 @@ async def test_thumbnails_come_from_the_bundled_pillow(
     ready = await client.notification("asset:thumbnail-ready", lambda p: p["hash"] == hash16(photo), 60)
     with Image.open(ready["paths"]["sm"]) as small:
         assert (small.format, small.size) == ("JPEG", (533, 400))
+
+
+async def test_heic_and_raw_thumbnails_come_from_the_bundled_decoders(
+    frozen: Path, spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    # pi-heif (libheif, libde265) and rawpy (LibRaw, numpy) must be in the bundle: neither is
+    # imported until the first such thumbnail, so only a decode proves it.
+    client = await spawn_sidecar(sidecar_paths.args())
+    location = add_location(sidecar_paths.db)
+    card = tmp_path / "card"
+    picture = Image.new("RGB", (600, 400), (200, 120, 40))
+    heic = make_heic(card / "IMG_0001.HEIC", picture)
+    raw = make_cfa_dng(card / "L1000001.DNG", picture)
+
+    result = await client.request("import:v2:start", location.start_params(card))
+    assert result["status"] == "completed", result
+    for source, size in ((heic, (600, 400)), (raw, (300, 200))):  # LibRaw decodes at half size
+        ready = await client.notification(
+            "asset:thumbnail-ready", lambda p, s=source: p["hash"] == hash16(s), 60
+        )
+        with Image.open(ready["paths"]["sm"]) as small:
+            assert (small.format, small.size) == ("JPEG", size)
 
 
 async def test_bad_params_name_every_issue(frozen: Path, spawn_sidecar: Spawn, sidecar_paths: SidecarPaths):
