@@ -87,6 +87,8 @@ def _tool(argv: list[str]) -> int | None:
 
         return importer.main(argv[1:])
     if argv[:1] == ["repl"]:
+        if sys.platform == "win32":
+            sys.exit("au-sidecar repl needs POSIX signals and readline: not available on Windows")
         from sidecar.console import repl
 
         return repl.main(argv[1:])

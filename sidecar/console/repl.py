@@ -47,6 +47,10 @@ from sidecar.console.client import (
 )
 from sidecar.rpc.contract import Contract, protocol_dir
 
+# POSIX signals and GNU readline: the REPL is not for Windows (`au-sidecar import` is). mypy reads
+# this as "the rest of the module does not exist on win32".
+assert sys.platform != "win32", "au-sidecar repl needs POSIX signals and readline"
+
 PROMPT = "sidecar> "
 HISTORY_ENV = "AU_SIDECAR_HISTORY"
 HISTORY_LENGTH = 1000

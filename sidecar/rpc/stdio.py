@@ -54,9 +54,10 @@ def _rebind_windows_std_handles() -> None:
     import ctypes
     import msvcrt
 
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    kernel32.SetStdHandle(-10, msvcrt.get_osfhandle(0))  # type: ignore[attr-defined]
-    kernel32.SetStdHandle(-11, msvcrt.get_osfhandle(1))  # type: ignore[attr-defined]
+    if sys.platform == "win32":  # also tells mypy where ctypes.windll and msvcrt exist
+        kernel32 = ctypes.windll.kernel32
+        kernel32.SetStdHandle(-10, msvcrt.get_osfhandle(0))
+        kernel32.SetStdHandle(-11, msvcrt.get_osfhandle(1))
 
 
 class LineReader:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ async def run_tool(
         env=child_env(),
     )
     assert process.stdout is not None and process.stderr is not None
-    if background and hasattr(os, "setpriority"):
+    if background and sys.platform != "win32":
         with contextlib.suppress(OSError):  # gone already, or not permitted: run at normal priority
             os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICENESS)
     try:

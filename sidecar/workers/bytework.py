@@ -52,7 +52,9 @@ _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, 
 _O_BINARY = fs.O_BINARY
 _O_CLOEXEC = fs.O_CLOEXEC
 _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # so opening a FIFO that slipped through cannot block
-_F_NOCACHE: int | None = getattr(fcntl, "F_NOCACHE", None) if sys.platform == "darwin" else None
+_F_NOCACHE: int | None = None
+if sys.platform == "darwin":
+    _F_NOCACHE = getattr(fcntl, "F_NOCACHE", None)
 
 
 class CancelFlag(Protocol):
@@ -335,36 +337,37 @@ def _try_hardlink(request: CopyRequest, src: int, folder: str, temp: str) -> boo
 
 def _try_clone(src: int, dst: int, target: str) -> bool:
     """A copy-on-write clone: an independent copy that shares blocks until either side changes."""
-    if not sys.platform.startswith("linux"):
+    if sys.platform != "linux":
         return False  # macOS clonefile(2) works on paths and refuses an existing temp; not used
-    try:
-        fcntl.ioctl(dst, FICLONE, src)
-    except OSError as exc:
-        if exc.errno in _DISK_FULL:
-            raise _Failed(_disk_full(target)) from exc
-        if exc.errno in _NO_CLONE:
-            return False
-        raise _Failed(_ambiguous_failure(exc, target)) from exc
-    return True
+    else:  # (an else, so mypy's Windows check sees fcntl used only on Linux)
+        try:
+            fcntl.ioctl(dst, FICLONE, src)
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise _Failed(_disk_full(target)) from exc
+            if exc.errno in _NO_CLONE:
+                return False
+            raise _Failed(_ambiguous_failure(exc, target)) from exc
+        return True
 
 
 def _copy_data(src: int, dst: int, target: str) -> int:
     """Kernel-side copy in COPY_CHUNK steps (copy_file_range, else sendfile, else read/write), the
     cancel flag checked between steps. Returns the bytes copied, read up to the source's end."""
     copied = 0
-    method = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
-    if method == "sendfile" and not sys.platform.startswith("linux"):
-        method = "readwrite"  # elsewhere sendfile(2) only writes to sockets
+    # Linux only: macOS and Windows have no copy_file_range, and elsewhere sendfile(2) only writes
+    # to sockets. The platform checks below also tell mypy where the calls exist.
+    method = "copy_file_range" if sys.platform == "linux" else "readwrite"
     while True:
         if _is_cancelled():
             raise _Failed(CANCELLED)
         try:
-            if method == "copy_file_range":
+            if sys.platform == "linux" and method == "copy_file_range":
                 n = os.copy_file_range(src, dst, COPY_CHUNK)
                 if n == 0 and copied == 0 and os.fstat(src).st_size > 0:
                     method = "sendfile"  # some filesystems report 0 rather than an error; try again
                     continue
-            elif method == "sendfile":
+            elif sys.platform == "linux" and method == "sendfile":
                 n = os.sendfile(dst, src, None, COPY_CHUNK)
             else:
                 n = _read_write_chunk(src, dst, target)
@@ -705,7 +708,7 @@ def _drop_cache(fd: int) -> bool:
         if sys.platform.startswith("linux"):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             return True
-        if _F_NOCACHE is not None:
+        if sys.platform == "darwin" and _F_NOCACHE is not None:
             fcntl.fcntl(fd, _F_NOCACHE, 1)
             return True
     except OSError:
@@ -722,7 +725,7 @@ def _open_regular(path: str) -> int:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "Not a regular file", path)
-        if _O_NONBLOCK:
+        if sys.platform != "win32" and _O_NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

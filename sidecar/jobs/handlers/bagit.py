@@ -520,7 +520,7 @@ def sha256_file(path: str, stop: threading.Event) -> tuple[str, int]:
     with open(fd, "rb", buffering=0) as reader:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise FileNotFoundError(f"not a regular file: {path}")
-        if _O_NONBLOCK:
+        if sys.platform != "win32" and _O_NONBLOCK:
             os.set_blocking(fd, True)
         buffer = bytearray(CHUNK_BYTES)
         view = memoryview(buffer)
