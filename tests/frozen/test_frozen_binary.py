@@ -272,9 +272,8 @@ async def test_heic_and_raw_thumbnails_come_from_the_bundled_decoders(
     result = await client.request("import:v2:start", location.start_params(card))
     assert result["status"] == "completed", result
     for source, size in ((heic, (600, 400)), (raw, (300, 200))):  # LibRaw decodes at half size
-        ready = await client.notification(
-            "asset:thumbnail-ready", lambda p, s=source: p["hash"] == hash16(s), 60
-        )
+        digest = hash16(source)
+        ready = await client.notification("asset:thumbnail-ready", lambda p: p["hash"] == digest, 60)  # noqa: B023
         with Image.open(ready["paths"]["sm"]) as small:
             assert (small.format, small.size) == ("JPEG", size)
 
