@@ -39,9 +39,10 @@ _VIDEO_DATES: tuple[tuple[str, str | None, str | None], ...] = (
 _EARLIEST_VIDEO_DATE = datetime(1971, 1, 1, tzinfo=UTC)
 _DATE = re.compile(
     r"(\d{4})[:-](\d\d)[:-](\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
-    # Sony's AVCHD writes "+02:00 DST": the offset already includes daylight saving time (exiftool's
-    # H264.pm prints the DST flag after it), so the suffix is only a note.
-    r"\s*(Z|[+-]\d\d:?\d\d)?(?:\s*DST)?\s*"
+    # AVCHD's "+02:00 DST": the offset already includes daylight saving time and exiftool prints the
+    # stream's DST flag after it (its H264.pm), so the suffix is only a note; later releases may
+    # write " STD" too (github.com/pulsejet/memories/issues/1710).
+    r"\s*(Z|[+-]\d\d:?\d\d)?(?:\s*(?:DST|STD))?\s*"
 )
 # Orientations 5–8 turn the picture a quarter (EXIF 2.32, tag 0x0112): shown with width and height swapped.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})

@@ -255,3 +255,69 @@ def make_anamorphic_dv(path: Path) -> Path:
         str(path),
     )
     return path
+
+
+def make_avchd_clip(path: Path, *, taken: str, zone_hours: int, dst: bool) -> Path:
+    """An MPEG-TS H.264 clip carrying an AVCHD camcorder's recording time: the Modified DV Pack
+    Metadata (MDPM) in an SEI unregistered-user-data message, UUID 17ee8c60f84d11d98cd60800200c9a66,
+    as Sony and Panasonic write it and exiftool's H264.pm decodes it (`DateTimeOriginal`, with
+    " DST" when the flag is set). x264's own SEI is removed first (exiftool reads only the first
+    user-data message), the MDPM SEI goes before the first slice. `taken` is "2019:04:24 22:24:01"."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = path.with_name(f".plain-{path.stem}.h264")
+    _run(
+        ffmpeg(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25:duration=0.4",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-bsf:v",
+        "filter_units=remove_types=6",
+        "-f",
+        "h264",
+        str(plain),
+    )
+    digits = [int(taken[i : i + 2]) for i in (0, 2, 5, 8, 11, 14, 17)]  # century, year, month, …
+    bcd = [d // 10 * 16 + d % 10 for d in digits]
+    zone = (0x40 if dst else 0) | (0x20 if zone_hours < 0 else 0) | (abs(zone_hours) << 1)
+    # Entries: 0x18 = zone byte, century, year, month; 0x19 = day, hour, minute, second.
+    mdpm = b"MDPM\x02" + bytes([0x18, zone, *bcd[:3], 0x19, *bcd[3:]])
+    body = bytes.fromhex("17ee8c60f84d11d98cd60800200c9a66") + mdpm
+    sei = b"\x00\x00\x00\x01\x06" + _escape_emulation(bytes([5, len(body)]) + body + b"\x80")
+    stream = plain.read_bytes()
+    plain.unlink()
+    first_slice = next(
+        i
+        for i in range(len(stream) - 3)
+        if stream[i : i + 3] == b"\x00\x00\x01" and stream[i + 3] & 0x1F == 5
+    )
+    first_slice -= 1 if stream[first_slice - 1] == 0 else 0
+    with_sei = path.with_name(f".sei-{path.stem}.h264")
+    with_sei.write_bytes(stream[:first_slice] + sei + stream[first_slice:])
+    remux = ["-f", "h264", "-r", "25", "-i", str(with_sei), "-c", "copy", "-f", "mpegts", str(path)]
+    _run(ffmpeg(), "-nostdin", "-v", "error", "-y", *remux)
+    with_sei.unlink()
+    return path
+
+
+def _escape_emulation(payload: bytes) -> bytes:
+    """H.264's emulation prevention: 0x03 after two zero bytes that precede a byte ≤ 3."""
+    out = bytearray()
+    zeros = 0
+    for byte in payload:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)

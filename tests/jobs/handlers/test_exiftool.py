@@ -22,7 +22,7 @@ from sidecar.tools.exif_tags import date_taken, displayed_size, gps, parse_date
 from sidecar.tools.exiftool import ExifToolPool, _read_until_marker
 from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
-from tests.support.camera_files import make_cr2_standin, make_dng_standin
+from tests.support.camera_files import make_avchd_clip, make_cr2_standin, make_dng_standin
 from tests.support.jobs import ContextMaker, RecordedEvents
 from tests.support.media import exiftool, make_jpeg, make_video
 
@@ -198,6 +198,7 @@ async def test_a_cancelled_command_never_leaves_its_process_in_the_pool(
         ("2024:05:06 07:08:09", 5, None, "2024-05-06T07:08:09.500000+00:00"),  # a number: 5 tenths
         # Sony AVCHD as exiftool's H264.pm prints it: the offset already includes DST.
         ("2019:04:24 22:24:00+02:00 DST", None, None, "2019-04-24T20:24:00+00:00"),
+        ("2019:01:24 22:24:00+01:00 STD", None, None, "2019-01-24T21:24:00+00:00"),
         ("2024-05-06T07:08:09.5+0200", None, None, "2024-05-06T05:08:09.500000+00:00"),  # ISO
         ("Mon, 06 May 2024 07:08:09 +0200", None, None, "2024-05-06T05:08:09+00:00"),  # PNG's RFC 1123
         ("0000:00:00 00:00:00", None, None, None),
@@ -272,6 +273,21 @@ async def test_a_still_is_dated_by_whatever_date_it_has(
     )
 
     assert _row(db_path, "SELECT meta_date_taken FROM imgs WHERE imghash = ?", (digest,))[0] == expected
+
+
+async def test_an_avchd_clips_dst_date_is_read_with_its_zone(
+    tmp_path: Path, db_path: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+) -> None:
+    clip = make_avchd_clip(tmp_path / "00001.MTS", taken="2019:04:24 22:24:01", zone_hours=2, dst=True)
+    digest = add_media_row(db_path, "video", clip, location.locid)
+
+    await exiftool_handler(pool)(
+        make_context(Queue.EXIFTOOL, {"hash": digest, "mediaType": "video", "archivePath": str(clip)})
+    )
+
+    row = _row(db_path, "SELECT meta_date_taken, meta_exiftool FROM vids WHERE vidhash = ?", (digest,))
+    assert orjson.loads(row["meta_exiftool"])["DateTimeOriginal"] == "2019:04:24 22:24:01+02:00 DST"
+    assert row["meta_date_taken"] == "2019-04-24T20:24:01.000Z"  # not 22:24 (stored as if UTC)
 
 
 async def test_a_png_is_dated_by_its_creation_time(
