@@ -129,6 +129,34 @@ def make_dng_standin(path: Path, preview: tuple[int, int], sensor: tuple[int, in
     return tiff.write(path, ifd0)
 
 
+def make_raf_standin(path: Path, preview: tuple[int, int], sensor: tuple[int, int]) -> Path:
+    """A Fujifilm RAF's layout as exiftool's FujiFilm.pm ProcessRAF reads it: the "FUJIFILM"
+    header pointing at an embedded JPEG preview (whose size is all the JPEG knows) and at a RAF
+    directory of big-endian (tag, length, value) entries holding RawImageFullSize (with borders)
+    and RawImageCroppedSize, each as height then width."""
+    preview_jpeg = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "FUJIFILM"
+    exif[0x0110] = "X-T3"
+    Image.new("RGB", preview, (40, 140, 60)).save(preview_jpeg, "JPEG", exif=exif.tobytes())
+    jpeg = preview_jpeg.getvalue()
+    width, height = sensor
+    directory = struct.pack(">I", 2)
+    directory += struct.pack(">HHHH", 0x100, 4, height + 32, width + 48)  # RawImageFullSize
+    directory += struct.pack(">HHHH", 0x111, 4, height, width)  # RawImageCroppedSize
+    directory_at, jpeg_at = 0x100, 0x200
+    head = bytearray(jpeg_at)
+    head[0:28] = b"FUJIFILMCCD-RAW 0201FF383501"
+    head[0x1C:0x24] = b"X-T3\0\0\0\0"
+    head[0x3C:0x40] = b"0100"  # RAF version
+    head[0x54:0x5C] = struct.pack(">II", jpeg_at, len(jpeg))
+    head[0x5C:0x60] = struct.pack(">I", directory_at)
+    head[directory_at : directory_at + len(directory)] = directory
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(head) + jpeg)
+    return path
+
+
 def apple_maker_note(content_identifier: str) -> bytes:
     """An iPhone's maker note holding only tag 0x0011, the Live Photo's identifier: "Apple iOS\\0",
     version, byte order, then an IFD whose offsets count from the note's start (exiftool's

@@ -22,7 +22,7 @@ from sidecar.tools.exif_tags import date_taken, displayed_size, gps, parse_date
 from sidecar.tools.exiftool import ExifToolPool, _read_until_marker
 from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
-from tests.support.camera_files import make_avchd_clip, make_cr2_standin, make_dng_standin
+from tests.support.camera_files import make_avchd_clip, make_cr2_standin, make_dng_standin, make_raf_standin
 from tests.support.jobs import ContextMaker, RecordedEvents
 from tests.support.media import exiftool, make_jpeg, make_video
 
@@ -320,6 +320,8 @@ async def test_a_png_is_dated_by_its_creation_time(
         ),
         # IFD0 is a 256×171 preview; the SubIFD with SubfileType 0 holds the 6000×4000 raw.
         (lambda p: make_dng_standin(p / "L1000001.DNG", (256, 171), (6000, 4000)), (6000, 4000)),
+        # The embedded JPEG is 160×120; the RAF directory's cropped size is the picture, 6000×4000.
+        (lambda p: make_raf_standin(p / "DSCF0001.RAF", (160, 120), (6000, 4000)), (6000, 4000)),
     ],
 )
 async def test_a_raw_is_measured_at_sensor_size_not_by_its_preview(
