@@ -137,13 +137,28 @@ def rows(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[An
         return list(db.execute(sql, params))
 
 
+# Where background jobs write, maybe while a test looks. Their temp files are their own: each job
+# sweeps a killed run's temps when it runs again (tests/jobs/handlers check that).
+JOB_FOLDERS = frozenset({"_archive", ".thumbnails", ".previews", ".posters"})
+JOB_TEMP_INFIX = ".proxy."  # a video proxy's temp, beside its video
+
+
+def import_temps(archive: Path) -> list[Path]:
+    """The import's temp files under the archive (not the background jobs')."""
+    return [
+        p
+        for p in archive.rglob("*")
+        if p.name.endswith(".aus-tmp") and not JOB_FOLDERS & set(p.parts) and JOB_TEMP_INFIX not in p.name
+    ]
+
+
 def assert_archive_invariant(db_path: Path, archive: Path) -> None:
     """Every media file under org-* has its row; every row's file exists with its hash; sidecars
     sit beside a row's file or in org-misc; no temp file of the import anywhere.
 
     What the background jobs write while the test looks (the bag in `org-doc-*/_archive/`, hidden
-    video proxies `.<hash>.proxy.mp4`) is theirs: their own tests check it."""
-    temps = [p for p in archive.rglob("*") if p.name.endswith(".aus-tmp") and "_archive" not in p.parts]
+    video proxies `.<hash>.proxy.mp4`, thumbnails) is theirs: their own tests check it."""
+    temps = import_temps(archive)
     assert not temps, f"temp files left: {temps}"
     by_kind: dict[str, dict[str, str]] = {}
     for kind, (table, hash_col, loc_col) in MEDIA.items():
