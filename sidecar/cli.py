@@ -69,14 +69,17 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _serve(config: Config) -> int:
-    # Claim stdio before anything else can write to fd 1.
+    # Logging first: it makes fd 2 a pipe logged as JSON lines (writing nothing to fd 1), so that
+    # claim_stdio, pointing fd 1 at fd 2, leads stray writes to fd 1 there too. Then claim stdio
+    # before anything else can write to fd 1.
+    from sidecar import log
+
+    log.configure(config.log_level, capture_native=True)
     from sidecar.rpc.stdio import claim_stdio
 
     streams = claim_stdio()
-    from sidecar import log
     from sidecar.app import Sidecar
 
-    log.configure(config.log_level)
     return asyncio.run(Sidecar(config).run(streams))
 
 
