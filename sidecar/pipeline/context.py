@@ -19,6 +19,7 @@ from sidecar.pipeline.finalizer import Finalizer
 from sidecar.pipeline.journal import FileState, Journal, JournalFile
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.sessions import SessionRecord, Sessions
+from sidecar.pipeline.sources import SourceGuard
 from sidecar.pipeline.stop import ImportFailed, StopSignal
 
 # A page ends within about half a second of work, so a stop is noticed quickly.
@@ -84,10 +85,11 @@ class ArchiveGuard:
 class RunState:
     """What a run learns as it goes."""
 
-    # Disk full or the archive gone: steps that write stop, the import ends failed (resumable).
+    # Disk full, the archive or a source gone: steps that write stop, the import ends failed (resumable).
     stop_reason: str | None = None
     jobs_committed: bool = False  # the job queue has new work once the import is done
     from_medium: bool | None = None  # every validation read bypassed the page cache (None: none ran)
+    sources: SourceGuard = field(default_factory=SourceGuard)  # run.py captures the inputs at start
 
     def must_stop(self, reason: str | None) -> None:
         if reason is not None and self.stop_reason is None:

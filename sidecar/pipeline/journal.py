@@ -303,6 +303,19 @@ class Journal:
                 (session_id,),
             )
 
+    async def reopen_failed(self, session_id: str, message_prefix: str) -> int:
+        """Files failed with a message starting with `message_prefix` go back to where they were
+        (`hashed` when they have a hash, else `scanned`), so a resume takes them again; returns how
+        many."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE aus_import_files SET state = CASE WHEN hash IS NULL THEN 'scanned' ELSE 'hashed' END,"
+                " error_step = NULL, error = NULL"
+                " WHERE session_id = ? AND state = 'failed' AND substr(error, 1, ?) = ?",
+                (session_id, len(message_prefix), message_prefix),
+            )
+            return int(cursor.rowcount)
+
     async def target_folders(self, session_id: str) -> list[str]:
         rows = await self._db.fetch_all(
             "SELECT DISTINCT target FROM aus_import_files WHERE session_id = ? AND target IS NOT NULL",

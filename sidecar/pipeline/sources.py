@@ -81,3 +81,50 @@ def reads_once(mode: ReadOnce, paths: Sequence[str]) -> bool:
     if mode is ReadOnce.AUTO:
         return network_sources(paths)
     return mode is ReadOnce.ALWAYS
+
+
+# What a per-file error says of a file not read because its source medium went away; a resume
+# reads such files again (run.reopen_unread).
+UNREAD = "Not read: the source is gone"
+
+
+class SourceGuard:
+    """Tells a file that cannot be read from a source that is gone: a card pulled from its reader,
+    a drive unplugged, a FUSE daemon that died. Each input path's identity is taken when a run
+    starts; after a read error, the input holding the file is looked at again: unreadable, or
+    another folder now (the bare mount point left behind), means the medium is gone and the import
+    must stop resumably rather than fail every file left as if each were bad."""
+
+    def __init__(self, roots: Sequence[str] = ()) -> None:
+        # Longest first, so a file is matched to the innermost input holding it.
+        self._roots = sorted((os.path.abspath(r) for r in roots), key=len, reverse=True)
+        self._identity: dict[str, tuple[int, int] | None] = {}
+        self.lost: str | None = None  # the first input found gone, with why
+
+    def capture(self) -> None:
+        """At the start of a run, on a thread."""
+        for root in self._roots:
+            try:
+                info = os.stat(root)
+                self._identity[root] = (info.st_dev, info.st_ino)
+            except OSError:
+                self._identity[root] = None
+
+    def gone(self, path: str) -> str | None:
+        """After `path` failed to read, on a thread: "<input> (<why>)" when its input is gone."""
+        root = next((r for r in self._roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)), None)
+        if root is None:
+            return None
+        try:
+            info = os.stat(root)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        else:
+            before = self._identity.get(root)
+            if before is None or before == (info.st_dev, info.st_ino):
+                return None
+            why = "another folder is there now"
+        reason = f"{root} ({why})"
+        if self.lost is None:
+            self.lost = reason
+        return reason

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.pipeline import sources
-from sidecar.pipeline.sources import ReadOnce, network_sources, reads_once
+from sidecar.pipeline.sources import ReadOnce, SourceGuard, network_sources, reads_once
 
 
 @pytest.fixture
@@ -32,3 +32,21 @@ def test_this_machines_real_mount_table_is_read(tmp_path: Path):
 
 def test_octal_escapes_in_mount_points():
     assert sources._unescape(r"/mnt/my\040disk/ü") == "/mnt/my disk/ü"
+
+
+def test_a_source_is_gone_when_its_input_cannot_be_read_or_is_another_folder_now(tmp_path: Path):
+    card, other = tmp_path / "card", tmp_path / "other"
+    (card / "DCIM").mkdir(parents=True)
+    other.mkdir()
+    guard = SourceGuard([str(card), str(card / "DCIM"), str(other)])
+    guard.capture()
+    photo = str(card / "DCIM" / "IMG_0001.JPG")
+    assert guard.gone(photo) is None and guard.lost is None  # a bad file on a card that is there
+    assert guard.gone(str(tmp_path / "cardigan" / "x.jpg")) is None  # not under any input
+
+    (card / "DCIM").rename(tmp_path / "pulled")
+    assert guard.gone(photo) == f"{card / 'DCIM'} (No such file or directory)"  # the innermost input
+    (card / "DCIM").mkdir()  # the bare mount point left behind: a folder, but not the card's
+    assert guard.gone(photo) == f"{card / 'DCIM'} (another folder is there now)"
+    assert guard.gone(str(other / "a.jpg")) is None
+    assert guard.lost == f"{card / 'DCIM'} (No such file or directory)"  # the first finding stays

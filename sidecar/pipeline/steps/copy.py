@@ -49,11 +49,18 @@ async def _copy(ctx: RunContext, targets: "Targets", page: list[JournalFile]) ->
     if planned:
         requests = [request for _, request in planned]
         outcomes = await byte_work(ctx, copy_files, [f for f, _ in planned], requests, _copy_failure)
+        failed_reads = [r.source for r, o in zip(requests, outcomes, strict=True) if o.error_kind == "source"]
+        # A source that failed a read may be gone as a whole (the card pulled): then its files were
+        # not read rather than bad, and stay hashed for the resume (see steps/lost.py).
+        lost = await asyncio.to_thread(ctx.state.sources.gone, failed_reads[0]) if failed_reads else None
         for (file, request), outcome in zip(planned, outcomes, strict=True):
             if request.source != file.path and outcome.strategy == "hardlink":
                 outcome = replace(outcome, strategy="copy")  # our own staged copy, linked in
             if outcome.created:
                 made.append(request.target)
+            if lost is not None and outcome.error_kind == "source":
+                ctx.state.must_stop(f"The source {lost} is gone")
+                continue
             update = _copied(ctx, file, request.target, outcome)
             if update is not None:
                 updates.append(update)

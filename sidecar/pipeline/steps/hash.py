@@ -25,7 +25,8 @@ from sidecar.workers.bytework import HashOutcome, StageOutcome, StageRequest, ha
 class Read:
     hash: str | None
     error: str | None
-    error_kind: str | None  # "disk_full" and "cancelled" leave the file as it was
+    # "disk_full", "lost" (its source is gone) and "cancelled" leave the file as it was.
+    error_kind: str | None
 
 
 async def run(ctx: RunContext) -> None:
@@ -40,17 +41,26 @@ async def _read(ctx: RunContext, page: list[JournalFile]) -> list[Read]:
     """A plain hash per file or, for network sources, the single read that also stages the copy."""
     if not ctx.read_once:
         hashes = await byte_work(ctx, hash_files, page, [f.path for f in page], _hash_failure)
-        return [Read(o.hash, o.error, None) for o in hashes]
-    requests = [StageRequest(f.path, ctx.staged(f)) for f in page]
-    staged = await byte_work(ctx, stage_files, page, requests, _stage_failure, max_in_flight=1)
-    return [Read(o.hash, o.error, o.error_kind) for o in staged]
+        reads = [Read(o.hash, o.error, None if o.error is None else "source") for o in hashes]
+    else:
+        requests = [StageRequest(f.path, ctx.staged(f)) for f in page]
+        staged = await byte_work(ctx, stage_files, page, requests, _stage_failure, max_in_flight=1)
+        reads = [Read(o.hash, o.error, o.error_kind) for o in staged]
+    failed_reads = [f.path for f, r in zip(page, reads, strict=True) if r.error_kind == "source"]
+    # A source that failed a read may be gone as a whole (the card pulled): then its files were not
+    # read rather than bad, and stay scanned for the resume (see steps/lost.py).
+    lost = await asyncio.to_thread(ctx.state.sources.gone, failed_reads[0]) if failed_reads else None
+    if lost is None:
+        return reads
+    gone = Read(None, f"The source {lost} is gone", "lost")
+    return [gone if r.error_kind == "source" else r for r in reads]
 
 
 async def _record(ctx: RunContext, conn: Any, page: list[JournalFile], reads: list[Read]) -> list[FileUpdate]:
     updates: list[FileUpdate] = []
     hashed: list[tuple[JournalFile, str]] = []
     for file, read in zip(page, reads, strict=True):
-        if read.error_kind == "disk_full":
+        if read.error_kind in ("disk_full", "lost"):
             ctx.state.must_stop(read.error)  # the file stays scanned: a resume reads it again
         elif read.hash is not None:
             hashed.append((file, read.hash))

@@ -1,0 +1,85 @@
+"""A card pulled from its reader in the middle of an import (issue 13, item 5), through the real
+sidecar and the card emulator: what was read is safe, with its rows; what was not is a per-file
+error; the import ends resumable saying what happened; and once the card is back, the resume ends
+exactly as an import that was never interrupted."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.filesystems.conftest import StartCard
+from tests.support.archive import add_location, assert_archive_invariant, org_files, rows, stat_key
+from tests.support.cards import import_snapshot, photo_card
+from tests.support.client import SidecarPaths, Spawn
+
+LOCID = "5e1f0c3a-7d2b-4c89-9a61-2b7e4d0f8c13"
+MEDIA_ROWS = "SELECT imghash FROM imgs UNION ALL SELECT vidhash FROM vids"
+# Small pages: the copy step commits (and reports) every two files, so the pull lands mid-copy.
+PAGED = ["--page-files", "2"]
+
+
+def sidecar_paths_in(folder: Path) -> SidecarPaths:
+    folder.mkdir()
+    (folder / "archive").mkdir()
+    return SidecarPaths(db=folder / "au-archive.db", archive=folder / "archive")
+
+
+async def uninterrupted(spawn: Spawn, folder: Path, card: Path) -> tuple[dict[str, Any], dict[str, object]]:
+    """An import of the same card that nothing interrupts: its result and what it left."""
+    paths = sidecar_paths_in(folder)
+    sidecar = await spawn([*paths.args(), *PAGED])
+    location = add_location(paths.db, locid=LOCID)
+    result: dict[str, Any] = await sidecar.request(
+        "import:v2:start", location.start_params(card), timeout=120
+    )
+    assert result["status"] == "completed", result
+    return result, import_snapshot(paths.db, paths.archive, card)
+
+
+async def test_a_card_pulled_mid_copy_keeps_what_was_read_and_the_resume_finishes_the_import(
+    card: StartCard, spawn_sidecar: Spawn, tmp_path: Path
+):
+    folder = photo_card(
+        tmp_path / "card-folder", photos=16, photo_bytes=1_500_000, videos=2, video_bytes=6 << 20
+    )
+    emulator = card(folder, rate=30e6, burst=1 << 20)
+    expected_result, expected = await uninterrupted(spawn_sidecar, tmp_path / "reference", emulator.path)
+    emulator.reset_counts()
+
+    paths = sidecar_paths_in(tmp_path / "pulled")
+    sidecar = await spawn_sidecar([*paths.args(), *PAGED])
+    location = add_location(paths.db, locid=LOCID)
+    start = asyncio.create_task(
+        sidecar.request("import:v2:start", location.start_params(emulator.path), timeout=120)
+    )
+    await sidecar.notification(
+        "import:v2:progress", lambda p: p["status"] == "copying" and p["filesProcessed"] >= 4, timeout=60
+    )
+    emulator.pull()
+    result = await start
+
+    assert result["status"] == "failed", result
+    assert str(emulator.path) in result["error"] and "resume" in result["error"].lower(), result["error"]
+    [resumable] = await sidecar.request("import:v2:resumable")
+    assert resumable["sessionId"] == result["sessionId"]
+    # What was read is safe: every copy made is archived whole, with its row.
+    kept = {p: stat_key(p) for p in org_files(paths.archive)}
+    assert len(kept) >= 4
+    assert rows(paths.db, "SELECT count(*) FROM imgs")[0][0] + rows(paths.db, "SELECT count(*) FROM vids")[0][
+        0
+    ] == len(kept)
+    assert_archive_invariant(paths.db, paths.archive)
+    # What was not read is a per-file error, named.
+    total = expected_result["scanResult"]["totalFiles"]
+    assert len(result["errors"]) == total - len(kept), result["errors"]
+    assert all(str(emulator.path) in e["path"] for e in result["errors"]), result["errors"]
+
+    emulator.insert()
+    resumed = await sidecar.request("import:v2:resume", [result["sessionId"]], timeout=120)
+
+    assert resumed["status"] == "completed" and resumed["errors"] == [], resumed
+    assert import_snapshot(paths.db, paths.archive, emulator.path) == expected
+    assert {p: stat_key(p) for p in kept} == kept, "a copy made before the card was pulled was made again"
+    media = [h for (h,) in rows(paths.db, MEDIA_ROWS)]
+    assert len(media) == len(set(media)) == expected_result["finalizationResult"]["totalFinalized"]
+    assert_archive_invariant(paths.db, paths.archive)
