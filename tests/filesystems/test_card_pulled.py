@@ -83,3 +83,24 @@ async def test_a_card_pulled_mid_copy_keeps_what_was_read_and_the_resume_finishe
     media = [h for (h,) in rows(paths.db, MEDIA_ROWS)]
     assert len(media) == len(set(media)) == expected_result["finalizationResult"]["totalFinalized"]
     assert_archive_invariant(paths.db, paths.archive)
+
+
+async def test_one_unreadable_file_on_a_card_still_in_its_reader_is_a_per_file_error_and_the_rest_imports(
+    card: StartCard, spawn_sidecar: Spawn, tmp_path: Path
+):
+    folder = photo_card(tmp_path / "card-folder", photos=6, photo_bytes=200_000)
+    emulator = card(folder)
+    bad = "DCIM/100CAMRA/IMG_0004.JPG"
+    emulator.fail(bad)
+    paths = sidecar_paths_in(tmp_path / "run")
+    sidecar = await spawn_sidecar(paths.args())
+    location = add_location(paths.db, locid=LOCID)
+
+    result = await sidecar.request("import:v2:start", location.start_params(emulator.path), timeout=120)
+
+    assert result["status"] == "completed", result
+    [error] = result["errors"]
+    assert error["path"] == str(emulator.path / bad) and error["step"] == "hash", error
+    assert "Input/output error" in error["message"]
+    assert rows(paths.db, "SELECT count(*) FROM imgs") == [(5,)]
+    assert_archive_invariant(paths.db, paths.archive)
