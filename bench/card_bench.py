@@ -9,7 +9,9 @@ reads     A mixed card (two big clips, many JPEG photos) on its own loop-mounted
           kept in the kernel's cache across opens, as a block device's are); the import
           runs with the page cache under pressure (`echo 1 > /proc/sys/vm/drop_caches` every
           0.1 s while it runs, as a card larger than RAM would), by default and with
-          `--read-once always`. Bytes read from the medium: the loop device's sectors read
+          `--read-once always`; and again with the cache only dropped before the import ("cold").
+          `--loop-readahead-kb` sets the loop devices' readahead. Bytes read from the medium: the
+          loop device's sectors read
           (/sys/block/loopN/stat) or the emulator's count; ÷ the card's bytes.
 speed     The same card served by the emulator at --rate-mb MB/s (bursts of 8 MB), the page cache
           under the same pressure: import seconds ÷ (card bytes ÷ rate), by default and with
@@ -156,13 +158,18 @@ def used_bytes(path: Path) -> int:
 READ_MODES = {"default": [], "read-once always": ["--read-once", "always"]}
 
 
-async def bench_reads(card: Path, card_bytes: int, work: Path, rows: list[dict[str, Any]]) -> None:
+async def bench_reads(
+    card: Path, card_bytes: int, work: Path, rows: list[dict[str, Any]], readahead_kb: int | None = None
+) -> None:
     size_mb = int(card_bytes * 1.6 / MB) + 64
     with contextlib.ExitStack() as stack:
         sources: list[tuple[str, Path, Callable[[], int]]] = []
         for fstype in ("ext4", "exfat"):
             fs: Mounted = stack.enter_context(loop_filesystem(fstype, work, size_mb, f"{fstype}-card"))
             shutil.copytree(card, fs.path / "card")
+            if readahead_kb is not None:
+                setting = Path("/sys/block", Path(fs.device).name, "queue", "read_ahead_kb")
+                await asyncio.to_thread(setting.write_text, f"{readahead_kb}\n")
             sources.append((fstype, fs.path / "card", fs.bytes_read))
         emulator: CardEmulator = stack.enter_context(
             card_emulator(card, work / "emulator", kernel_cache=True)
@@ -170,21 +177,25 @@ async def bench_reads(card: Path, card_bytes: int, work: Path, rows: list[dict[s
         sources.append(("emulator", emulator.path, emulator.bytes_read))
         for name, source, counter in sources:
             for mode, extra in READ_MODES.items():
-                run = await run_import(
-                    source,
-                    work / "runs" / f"reads-{name}-{len(rows)}",
-                    work / "archives" / f"r{len(rows)}",
-                    extra,
-                    True,
-                    counter,
-                )
-                row = {"part": "reads", "source": name, "mode": mode, "card_bytes": card_bytes, **run}
-                row["read_ratio"] = run["medium_read"] / card_bytes
-                rows.append(row)
-                say(
-                    f"reads     {name:8} {mode:17} read {row['read_ratio']:.2f}x the card"
-                    f"  ({run['seconds']:.1f} s)"
-                )
+                for pressure in (True, False):
+                    n = len(rows)
+                    run = await run_import(
+                        source,
+                        work / "runs" / f"reads-{n}",
+                        work / "archives" / f"r{n}",
+                        extra,
+                        pressure,
+                        counter,
+                    )
+                    cache = "pressure" if pressure else "cold"
+                    row = {"part": "reads", "source": name, "mode": mode, "cache": cache, **run}
+                    row["card_bytes"] = card_bytes
+                    row["read_ratio"] = run["medium_read"] / card_bytes
+                    rows.append(row)
+                    say(
+                        f"reads     {name:8} {mode:17} {cache:8} read {row['read_ratio']:.2f}x the card"
+                        f"  ({run['seconds']:.1f} s)"
+                    )
 
 
 async def bench_speed(
@@ -246,6 +257,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-mb", type=float, default=90.0)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--loop-readahead-kb", type=int, help="the card loop devices' read_ahead_kb (default: the kernel's)"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="au-card-bench-", dir=args.workdir))
     rows: list[dict[str, Any]] = []
@@ -255,7 +269,7 @@ async def main(argv: list[str] | None = None) -> int:
         say(f"card: {sum(1 for p in card.rglob('*') if p.is_file())} files, {card_bytes / MB:.0f} MB")
         parts = set(args.parts.split(","))
         if "reads" in parts:
-            await bench_reads(card, card_bytes, work, rows)
+            await bench_reads(card, card_bytes, work, rows, args.loop_readahead_kb)
         if "speed" in parts:
             await bench_speed(card, card_bytes, work, args.rate_mb, rows)
         if "strategy" in parts:
