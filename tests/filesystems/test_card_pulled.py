@@ -69,6 +69,13 @@ async def test_a_card_pulled_mid_copy_keeps_what_was_read_and_the_resume_finishe
         0
     ] == len(kept)
     assert_archive_invariant(paths.db, paths.archive)
+    # Exactly the files the copy read whole from the card (the hash read each once before) are safe.
+    read = emulator.stats()["files"]
+    read_twice = {
+        Path(name).name for name, count in read.items() if count >= 2 * (folder / name[1:]).stat().st_size
+    }
+    archived = {n for (n,) in rows(paths.db, "SELECT imgnamo FROM imgs UNION ALL SELECT vidnamo FROM vids")}
+    assert archived == read_twice
     # What was not read is a per-file error, named.
     total = expected_result["scanResult"]["totalFiles"]
     assert len(result["errors"]) == total - len(kept), result["errors"]

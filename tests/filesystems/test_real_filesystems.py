@@ -109,5 +109,7 @@ async def test_cards_on_ext4_and_exfat_import_as_from_a_plain_folder(
             assert result[key] == expected_result[key], (fs.fstype, key)
         assert len(result["errors"]) == len(expected_result["errors"]), (fs.fstype, result["errors"])
         assert import_snapshot(paths.db, paths.archive, card) == expected, fs.fstype
+        for copy in org_files(paths.archive):  # byte for byte what the plain folder's import archived
+            assert copy.read_bytes() == (reference.archive / copy.relative_to(paths.archive)).read_bytes()
         assert_archive_invariant(paths.db, paths.archive)
         assert fs.bytes_read() > 0  # the import read the card's own device
