@@ -4,6 +4,7 @@ transient errors retried (reference/original-app.md §3.3, ADR-046)."""
 
 import os
 import re
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -102,18 +103,22 @@ class SourceGuard:
         self.lost: str | None = None  # the first input found gone, with why
 
     def capture(self) -> None:
-        """At the start of a run, on a thread."""
+        """At the start of a run, on a thread. An input that is a file is no medium: it vanishing
+        is that file's own error."""
         for root in self._roots:
             try:
                 info = os.stat(root)
-                self._identity[root] = (info.st_dev, info.st_ino)
             except OSError:
-                self._identity[root] = None
+                self._identity[root] = None  # unreadable already (the card still out at a resume)
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                self._identity[root] = (info.st_dev, info.st_ino)
 
     def gone(self, path: str) -> str | None:
         """After `path` failed to read, on a thread: "<input> (<why>)" when its input is gone."""
-        root = next((r for r in self._roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)), None)
-        if root is None:
+        holding = (r for r in self._roots if path.startswith(r.rstrip(os.sep) + os.sep))
+        root = next(holding, None)
+        if root is None or root not in self._identity:
             return None
         try:
             info = os.stat(root)

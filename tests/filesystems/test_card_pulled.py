@@ -81,6 +81,12 @@ async def test_a_card_pulled_mid_copy_keeps_what_was_read_and_the_resume_finishe
     assert len(result["errors"]) == total - len(kept), result["errors"]
     assert all(str(emulator.path) in e["path"] for e in result["errors"]), result["errors"]
 
+    # Resumed while the card is still out: it fails the same way, still resumable, nothing lost.
+    again = await sidecar.request("import:v2:resume", [result["sessionId"]], timeout=120)
+    assert again["status"] == "failed" and again["error"] == result["error"], again
+    assert len(again["errors"]) == len(result["errors"])
+    assert {p: stat_key(p) for p in org_files(paths.archive)} == kept
+
     emulator.insert()
     resumed = await sidecar.request("import:v2:resume", [result["sessionId"]], timeout=120)
 

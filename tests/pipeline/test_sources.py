@@ -50,3 +50,19 @@ def test_a_source_is_gone_when_its_input_cannot_be_read_or_is_another_folder_now
     assert guard.gone(photo) == f"{card / 'DCIM'} (another folder is there now)"
     assert guard.gone(str(other / "a.jpg")) is None
     assert guard.lost == f"{card / 'DCIM'} (No such file or directory)"  # the first finding stays
+
+
+def test_an_input_that_is_a_file_is_no_medium_its_vanishing_is_its_own_error(tmp_path: Path):
+    photo = tmp_path / "IMG_0001.JPG"
+    photo.write_bytes(b"jpeg")
+    guard = SourceGuard([str(photo)])
+    guard.capture()
+    photo.unlink()
+    assert guard.gone(str(photo)) is None and guard.lost is None
+
+
+def test_an_input_unreadable_when_the_run_starts_is_gone_while_it_stays_so(tmp_path: Path):
+    card = tmp_path / "card"  # still out of its reader when the resume starts
+    guard = SourceGuard([str(card)])
+    guard.capture()
+    assert guard.gone(str(card / "DCIM" / "IMG_0001.JPG")) == f"{card} (No such file or directory)"
