@@ -124,3 +124,18 @@ def test_a_loop_mount_is_unmounted_and_detached_even_when_the_code_inside_fails(
     )
     assert fs.device not in attached.stdout.split()
     assert not fs.image.exists()
+
+
+@pytest.mark.parametrize(
+    ("fstype", "kernel_type"), [("ext4", "ext4"), ("btrfs", "btrfs"), ("xfs", "xfs"), ("exfat", "fuseblk")]
+)
+def test_each_filesystem_is_mounted_from_its_own_loop_device(mounted, fstype: str, kernel_type: str):
+    fs = mounted(fstype)
+    [line] = [
+        line.split()
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if line.split()[1] == str(fs.path)
+    ]
+    assert line[0] == fs.device and line[2] == kernel_type  # exFAT: exfat-fuse, a FUSE block filesystem
+    (fs.path / "written").write_bytes(b"x" * 10_000)
+    assert (fs.path / "written").stat().st_size == 10_000
