@@ -2,7 +2,7 @@
 from a card of a set speed, and what each archive filesystem's copy strategy costs.
 
     .venv/bin/python -m bench.card_bench [--parts reads,speed,strategy] [--scale 1.0] [--rate-mb 90]
-        [--workdir DIR] [--keep]
+        [--workdir DIR] [--keep] [--loop-readahead-kb N]    (--parts also takes emulator)
 
 reads     A mixed card (two big clips, many JPEG photos) on its own loop-mounted ext4, on exFAT
           through FUSE (exfat-fuse over a loop device) and served by the card emulator (its pages
@@ -17,6 +17,7 @@ speed     The same card served by the emulator at --rate-mb MB/s (bursts of 8 MB
           under the same pressure: import seconds ÷ (card bytes ÷ rate), by default and with
           `--read-once always`; also the time from `import:v2:start` to the first
           `asset:thumbnail-ready`, and how many thumbnails were ready when the import's result came.
+emulator  The emulator's own pace (only when asked): the card read straight through at --rate-mb.
 strategy  Card and archive on one filesystem (btrfs, xfs with reflink, ext4), page cache dropped
           before: import seconds, the copy strategy the result names, and the space the archive
           took (statvfs, after sync).
@@ -225,6 +226,34 @@ async def bench_speed(
             )
 
 
+def read_all(root: Path) -> int:
+    total = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        with open(path, "rb", buffering=0) as source:
+            while chunk := source.read(1 << 20):
+                total += len(chunk)
+    return total
+
+
+async def bench_emulator(
+    card: Path, card_bytes: int, work: Path, rate_mb: float, rows: list[dict[str, Any]]
+) -> None:
+    """The emulator's own pace: the whole card read sequentially (no page cache across opens)."""
+    rate, burst = rate_mb * MB, 8 * MB
+    with card_emulator(card, work / "pace", rate=rate, burst=burst) as emulator:
+        began = time.perf_counter()
+        read = await asyncio.to_thread(read_all, emulator.path)
+        seconds = time.perf_counter() - began
+    expected = (card_bytes - burst) / rate
+    row = {"part": "emulator", "rate_mb": rate_mb, "read": read, "seconds": seconds, "expected_s": expected}
+    row["pace_ratio"] = seconds / expected
+    rows.append(row)
+    say(
+        f"emulator  {rate_mb:.0f} MB/s: read {read / MB:.0f} MB in {seconds:.2f} s,"
+        f" {row['pace_ratio']:.3f}x the {expected:.2f} s the rate allows ({read / seconds / MB:.1f} MB/s)"
+    )
+
+
 async def bench_strategy(card: Path, card_bytes: int, work: Path, rows: list[dict[str, Any]]) -> None:
     size_mb = int(card_bytes * 2.6 / MB) + 400
     for fstype in ("btrfs", "xfs", "ext4"):
@@ -272,6 +301,8 @@ async def main(argv: list[str] | None = None) -> int:
             await bench_reads(card, card_bytes, work, rows, args.loop_readahead_kb)
         if "speed" in parts:
             await bench_speed(card, card_bytes, work, args.rate_mb, rows)
+        if "emulator" in parts:
+            await bench_emulator(card, card_bytes, work, args.rate_mb, rows)
         if "strategy" in parts:
             await bench_strategy(card, card_bytes, work, rows)
     finally:
