@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# Per filesystem: how to make one on an image file, and the smallest image it accepts (xfs
-# refuses below 300 MiB since xfsprogs 5.19; btrfs below ~110 MiB). Images are sparse: only what
-# is written takes space.
+# Per filesystem: how to make one on an image file, and the smallest image it accepts (Debian 12's
+# mkfs.xfs 6.1: "Filesystem must be larger than 300MB"; mkfs.btrfs: "minimum size for each btrfs
+# device is 114294784"). Images are sparse: only what is written takes space.
 MKFS: dict[str, list[str]] = {
     "ext4": ["mkfs.ext4", "-q", "-F"],
     "btrfs": ["mkfs.btrfs", "-q", "-f"],
@@ -145,12 +145,14 @@ def drop_page_cache() -> None:
 
 def shared_bytes(path: Path) -> int:
     """Bytes of `path` in extents the filesystem marks shared (FIEMAP's FIEMAP_EXTENT_SHARED, as
-    `filefrag -v` prints it): a copy-on-write clone shares all of its extents with its source."""
+    `filefrag -v` prints it; linux Documentation/filesystems/fiemap.rst): a copy-on-write clone
+    shares all of its extents with its source."""
     out = _run(_tool("filefrag", "ext4"), "-v", "-b1", str(path))
     shared = 0
     for line in out.splitlines():
+        # " ext: logical_offset: physical_offset: length: expected: flags:", in bytes with -b1:
+        # "   0:        0.. 3145727:   13631488..  16777215: 3145728:             last,shared,eof"
         fields = [f.strip() for f in line.split(":")]
-        # "   0:        0..   65535:   1234..   66769:  65536:             shared,last,eof"
-        if len(fields) >= 5 and fields[0].isdigit() and "shared" in line:
-            shared += int(fields[3].rstrip(":").split()[0]) if fields[3] else 0
+        if len(fields) >= 5 and fields[0].isdigit() and "shared" in fields[-1].split(","):
+            shared += int(fields[3])
     return shared
