@@ -7,6 +7,7 @@ import io
 import struct
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 BLOCK = (200, 0, 40)  # jpeg_bytes' top-left quarter
@@ -112,15 +113,14 @@ def make_cfa_dng(path: Path, image: Image.Image, *, orientation: int = 1) -> Pat
     CFAPattern, WhiteLevel; colour matrices are optional and LibRaw has defaults)."""
     width, height = image.size
     white = 4095
-    linear = [round((value / 255) ** 2.2 * white) for value in range(256)]
-    red, green, blue = (band.tobytes() for band in image.convert("RGB").split())
-    bands = (red, green, green, blue)  # RGGB: the channel of each 2x2 cell's place
-    samples = bytearray(width * height * 2)
-    for y in range(height):
-        row = y * width
-        for x in range(width):
-            value = linear[bands[(y % 2) * 2 + (x % 2)][row + x]]
-            struct.pack_into("<H", samples, (row + x) * 2, value)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    linear = np.round((rgb / 255) ** 2.2 * white).astype("<u2")
+    mosaic = np.empty((height, width), dtype="<u2")
+    mosaic[0::2, 0::2] = linear[0::2, 0::2, 0]  # R G
+    mosaic[0::2, 1::2] = linear[0::2, 1::2, 1]  # G B
+    mosaic[1::2, 0::2] = linear[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = linear[1::2, 1::2, 2]
+    samples = mosaic.tobytes()
     tiff = TiffWriter()
     data = tiff.blob(bytes(samples))
     ifd0: dict[int, tuple[int, list[int] | bytes]] = {
