@@ -1,11 +1,10 @@
 """Run-time configuration: what `au-sidecar serve` was told, and the defaults it falls back to."""
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-APP_DIR_NAME = "au-archive-sidecar"
+from sidecar import host
+
 DB_FILE_NAME = "au-archive.db"
 
 
@@ -32,13 +31,7 @@ class Config:
 
 def user_data_dir() -> Path:
     """The platform's per-user application-data folder, as Electron's `app.getPath('appData')`."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / APP_DIR_NAME
+    return host.current().user_data_dir()
 
 
 def default_db_path() -> Path:

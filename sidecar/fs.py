@@ -11,18 +11,16 @@ the new one whole, never a torn one under the final name.
 import contextlib
 import os
 import secrets
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-if sys.platform == "darwin":
-    import fcntl
+from sidecar import host
+from sidecar.host.generic import O_BINARY as O_BINARY
+from sidecar.host.generic import O_CLOEXEC as O_CLOEXEC
+from sidecar.host.generic import O_DIRECTORY as O_DIRECTORY
 
 TEMP_SUFFIX = ".aus-tmp"
-O_BINARY: int = getattr(os, "O_BINARY", 0)
-O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
-O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
 # 0o666, not mkstemp's 0o600: the file gets the umask's permissions like any other the user has.
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC | O_BINARY
 
@@ -39,27 +37,13 @@ def is_temp(name: str, of: str | None = None) -> bool:
 
 
 def flush(fd: int) -> None:
-    """Put a file's data on the medium. On macOS fsync() stops at the drive's cache; F_FULLFSYNC
-    goes through it (a filesystem without it, e.g. some network shares, gets fsync)."""
-    if sys.platform == "darwin":
-        try:
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
-            return
-        except OSError:
-            pass
-    os.fsync(fd)
+    """Put a file's data on the medium (through the drive's cache: macOS's full flush)."""
+    host.current().flush(fd)
 
 
 def flush_folder(folder: str | Path) -> None:
-    """Make the renames and creations in a folder durable. Windows cannot open a folder for this;
-    NTFS journals the rename itself."""
-    if sys.platform == "win32":
-        return
-    fd = os.open(folder, os.O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    try:
-        flush(fd)
-    finally:
-        os.close(fd)
+    """Make the renames and creations in a folder durable (a no-op on Windows: see host)."""
+    host.current().flush_folder(folder)
 
 
 def publish(temp: str | Path, final: str | Path) -> None:

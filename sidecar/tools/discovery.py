@@ -4,12 +4,12 @@ A tool that is missing or does not answer is reported as None; it never stops th
 """
 
 import asyncio
-import functools
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 
+from sidecar import host
 from sidecar.config import ToolPaths
 from sidecar.log import get_logger
 
@@ -34,29 +34,16 @@ class Toolset:
 
 def child_env() -> dict[str, str]:
     """The environment for external tools: without the frozen bootloader's library path, which
-    would make system binaries load our bundled libraries."""
-    env = dict(os.environ)
-    if getattr(sys, "frozen", False) and sys.platform.startswith("linux"):
-        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
-        if original is None:
-            env.pop("LD_LIBRARY_PATH", None)
-        else:
-            env["LD_LIBRARY_PATH"] = original
-    return env
-
-
-@functools.cache
-def _setpriv() -> str | None:
-    return shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    would make system binaries load our bundled libraries (the host's rule)."""
+    return host.current().child_env(frozen=getattr(sys, "frozen", False))
 
 
 def tied_to_sidecar(argv: list[str]) -> list[str]:
     """The command, made to die with the sidecar even when it is killed outright (SIGKILL, OOM):
     nothing else would stop `exiftool -stay_open`, which keeps reading after its input closes.
-    On Linux, util-linux's `setpriv` sets the parent-death signal and then runs the tool itself;
-    elsewhere the tools stay in the sidecar's process group, which the bridge kills after a crash."""
-    setpriv = _setpriv()
-    return argv if setpriv is None else [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    On Linux the parent-death signal; elsewhere the tools stay in the sidecar's process group,
+    which the bridge kills after a crash (sidecar/host)."""
+    return host.current().tied_to_parent(argv)
 
 
 def _locate(name: str, configured: str | None) -> str | None:

@@ -4,7 +4,6 @@ Pure, picklable top-level functions over plain paths: nothing here knows asyncio
 the archive layout. A per-file problem is data in the outcome; an exception means a bug.
 """
 
-import ctypes
 import errno
 import mmap
 import multiprocessing
@@ -20,17 +19,12 @@ from typing import Protocol, TypeVar
 
 import blake3
 
-from sidecar import fs
-
-if sys.platform != "win32":
-    import fcntl
+from sidecar import fs, host
 
 HASH_HEX_CHARS = 16  # BLAKE3, first 16 lowercase hex chars (= blake3(...).hexdigest(length=8))
 TEMP_SUFFIX = fs.TEMP_SUFFIX
 READ_CHUNK = 1 << 20  # 1 MiB: fits the L2 cache with the hasher's state (larger chunks were slower)
 COPY_CHUNK = 8 << 20  # kernel-side copy step; the cancel flag is checked between steps
-FICLONE = 0x40049409  # _IOW(0x94, 9, int): Linux copy-on-write clone of a whole file
-_SYNC_FILE_RANGE_WRITE = 2
 
 # Flushing many small temps with one syncfs() of the filesystem is ≈4x cheaper than an fsync() per
 # file (performance-floor.md §3; bench/bytework_batching.py re-measures it). For big files the two
@@ -52,9 +46,6 @@ _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, 
 _O_BINARY = fs.O_BINARY
 _O_CLOEXEC = fs.O_CLOEXEC
 _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)  # so opening a FIFO that slipped through cannot block
-_F_NOCACHE: int | None = None
-if sys.platform == "darwin":
-    _F_NOCACHE = getattr(fcntl, "F_NOCACHE", None)
 
 
 class CancelFlag(Protocol):
@@ -74,8 +65,6 @@ class StartSlots(Protocol):
 _cancel: CancelFlag | None = None
 _started: StartSlots | None = None
 _buffer: mmap.mmap | None = None  # page-aligned read buffer, reused for every file of this process
-_libc: ctypes.CDLL | None = None
-_WRITEBACK_EARLY = sys.platform.startswith("linux")
 
 
 def init_worker(
@@ -336,50 +325,48 @@ def _try_hardlink(request: CopyRequest, src: int, folder: str, temp: str) -> boo
 
 
 def _try_clone(src: int, dst: int, target: str) -> bool:
-    """A copy-on-write clone: an independent copy that shares blocks until either side changes."""
-    if sys.platform != "linux":
-        return False  # macOS clonefile(2) works on paths and refuses an existing temp; not used
-    else:  # (an else, so mypy's Windows check sees fcntl used only on Linux)
-        try:
-            fcntl.ioctl(dst, FICLONE, src)
-        except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                raise _Failed(_disk_full(target)) from exc
-            if exc.errno in _NO_CLONE:
-                return False
-            raise _Failed(_ambiguous_failure(exc, target)) from exc
-        return True
+    """A copy-on-write clone (the host's: FICLONE on Linux; macOS clonefile(2) works on paths and
+    refuses an existing temp, so it is not used): an independent copy sharing blocks until either
+    side changes."""
+    try:
+        return host.current().clone(src, dst)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise _Failed(_disk_full(target)) from exc
+        if exc.errno in _NO_CLONE:
+            return False
+        raise _Failed(_ambiguous_failure(exc, target)) from exc
 
 
 def _copy_data(src: int, dst: int, target: str) -> int:
-    """Kernel-side copy in COPY_CHUNK steps (copy_file_range, else sendfile, else read/write), the
-    cancel flag checked between steps. Returns the bytes copied, read up to the source's end."""
+    """Copy in COPY_CHUNK steps, by the host's kernel-side copies in order (Linux: copy_file_range,
+    else sendfile), else read/write, the cancel flag checked between steps. Returns the bytes
+    copied, read up to the source's end."""
+    this = host.current()
+    methods = [*this.kernel_copies, "readwrite"]
+    writeback = this.starts_writeback
     copied = 0
-    # Linux only: macOS and Windows have no copy_file_range, and elsewhere sendfile(2) only writes
-    # to sockets. The platform checks below also tell mypy where the calls exist.
-    method = "copy_file_range" if sys.platform == "linux" else "readwrite"
     while True:
         if _is_cancelled():
             raise _Failed(CANCELLED)
+        method = methods[0]
         try:
-            if sys.platform == "linux" and method == "copy_file_range":
-                n = os.copy_file_range(src, dst, COPY_CHUNK)
-                if n == 0 and copied == 0 and os.fstat(src).st_size > 0:
-                    method = "sendfile"  # some filesystems report 0 rather than an error; try again
-                    continue
-            elif sys.platform == "linux" and method == "sendfile":
-                n = os.sendfile(dst, src, None, COPY_CHUNK)
-            else:
+            if method == "readwrite":
                 n = _read_write_chunk(src, dst, target)
+            else:
+                n = this.kernel_copy(method, src, dst, COPY_CHUNK)
+                if n == 0 and copied == 0 and os.fstat(src).st_size > 0:
+                    del methods[0]  # some filesystems report 0 rather than an error; try the next
+                    continue
         except OSError as exc:
             if copied == 0 and exc.errno in _NO_KERNEL_COPY and method != "readwrite":
-                method = "sendfile" if method == "copy_file_range" else "readwrite"
+                del methods[0]
                 continue
             raise _Failed(_ambiguous_failure(exc, target)) from exc
         if n == 0:
             return copied
-        if _WRITEBACK_EARLY and (copied or n == COPY_CHUNK):  # a file of more than one chunk
-            _start_writeback(dst, copied, n)
+        if writeback and (copied or n == COPY_CHUNK):  # a file of more than one chunk
+            this.start_writeback(dst, copied, n)
         copied += n
 
 
@@ -405,7 +392,8 @@ def _flush_temps(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
     with_data = {i: s for i, s in staged.items() if s.fd is not None}
     if not with_data:
         return failures
-    if sys.platform.startswith("linux") and _prefer_syncfs(with_data.values()):
+    this = host.current()
+    if this.syncs_filesystem and _prefer_syncfs(with_data.values()):
         by_device: dict[int, dict[int, _Staged]] = {}
         for index, item in with_data.items():
             assert item.fd is not None
@@ -416,7 +404,7 @@ def _flush_temps(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
                 failures.update(_fsync_each(group))
     else:
         failures.update(_fsync_each(with_data))
-        if sys.platform == "darwin":
+        if this.fsync_stops_at_drive_cache:
             # macOS fsync() stops at the drive's cache; one full flush per device flushes that cache,
             # with every temp fsynced above in it, before any rename.
             seen: set[int] = set()
@@ -426,7 +414,7 @@ def _flush_temps(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
                 if index not in failures and device not in seen:
                     seen.add(device)
                     try:
-                        fs.flush(item.fd)
+                        this.flush(item.fd)
                     except OSError as exc:
                         failures[index] = _target_failure(exc, item.request.target)
     for item in with_data.values():
@@ -464,32 +452,10 @@ def _flush_folders(staged: dict[int, _Staged]) -> dict[int, CopyOutcome]:
     return failures
 
 
-def _libc_handle() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """sync_file_range(2) WRITE: the kernel starts writing these pages to the medium now, without
-    waiting, so the disk writes while the next chunk is copied and the flush before the rename
-    waits for the tail only (bench/README.md has the figures). Advice only: the fsync/syncfs before
-    the rename is still what makes the data durable."""
-    _libc_handle().sync_file_range(fd, ctypes.c_int64(offset), ctypes.c_int64(length), _SYNC_FILE_RANGE_WRITE)
-
-
 def _syncfs(folder: str) -> bool:
-    """syncfs(2) of the filesystem holding `folder`; False when it reports an error."""
-    libc = _libc_handle()
-    try:
-        fd = os.open(folder, os.O_RDONLY | fs.O_DIRECTORY | _O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return int(libc.syncfs(fd)) == 0
-    finally:
-        os.close(fd)
+    """The host's filesystem-wide flush (syncfs) of the filesystem holding `folder`; False when it
+    reports an error."""
+    return host.current().sync_filesystem(folder)
 
 
 def _discard(item: _Staged) -> None:
@@ -702,18 +668,9 @@ def _validate_one(request: ValidateRequest) -> ValidateOutcome:
 
 
 def _drop_cache(fd: int) -> bool:
-    """Make the next reads come from the medium. The copy was flushed, so its cached pages are clean
-    and DONTNEED drops them (it cannot drop dirty pages)."""
-    try:
-        if sys.platform.startswith("linux"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            return True
-        if sys.platform == "darwin" and _F_NOCACHE is not None:
-            fcntl.fcntl(fd, _F_NOCACHE, 1)
-            return True
-    except OSError:
-        pass
-    return False
+    """Make the next reads come from the medium (the host's way). The copy was flushed, so its
+    cached pages are clean and can be dropped (dirty pages cannot)."""
+    return host.current().drop_cache(fd)
 
 
 # -- shared helpers --------------------------------------------------------------------------------

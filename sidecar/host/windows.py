@@ -1,0 +1,65 @@
+"""Windows: os.fsync is FlushFileBuffers, a folder cannot be opened to flush (NTFS journals the
+rename itself), the page cache cannot be dropped per file, drives say themselves whether they
+are remote or removable (GetDriveTypeW), and the user-data folder is %APPDATA%."""
+
+import ctypes
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sidecar.host.generic import APP_DIR_NAME, Generic, Medium
+
+# GetDriveTypeW: https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-getdrivetypew
+_DRIVE_REMOVABLE, _DRIVE_REMOTE, _DRIVE_CDROM = 2, 4, 5
+# GetVolumeInformationW's flags: https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-getvolumeinformationw
+_FILE_READ_ONLY_VOLUME = 0x00080000
+
+
+class Windows(Generic):
+    name = "win32"
+
+    def flush_folder(self, folder: str | Path) -> None:
+        return None
+
+    def drop_cache(self, fd: int) -> bool:
+        return False
+
+    def medium(self, path: str) -> Medium:
+        if _is_unc(path):
+            return Medium(fstype=None, network=True, removable=False, read_only=False)
+        root = os.path.splitdrive(os.path.abspath(path))[0] + "\\"
+        kind = _drive_type(root)
+        return Medium(
+            fstype=None,
+            network=kind == _DRIVE_REMOTE,
+            removable=None if kind is None else kind in (_DRIVE_REMOVABLE, _DRIVE_CDROM),
+            read_only=_volume_read_only(root),
+        )
+
+    def network_sources(self, paths: Sequence[str]) -> bool:
+        return any(self.medium(p).network for p in paths)
+
+    def user_data_dir(self) -> Path:
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+        return base / APP_DIR_NAME
+
+
+def _is_unc(path: str) -> bool:
+    return path.startswith(("\\\\", "//")) and not path.startswith(("\\\\?\\", "\\\\.\\"))
+
+
+def _drive_type(root: str) -> int | None:
+    if sys.platform == "win32":
+        return int(ctypes.windll.kernel32.GetDriveTypeW(ctypes.c_wchar_p(root)))
+    return None
+
+
+def _volume_read_only(root: str) -> bool:
+    if sys.platform == "win32":
+        flags = ctypes.c_uint32(0)
+        ok = ctypes.windll.kernel32.GetVolumeInformationW(
+            ctypes.c_wchar_p(root), None, 0, None, None, ctypes.byref(flags), None, 0
+        )
+        return bool(ok) and bool(flags.value & _FILE_READ_ONLY_VOLUME)
+    return False
