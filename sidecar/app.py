@@ -11,7 +11,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sidecar import PROTOCOL_VERSION, __version__
+from sidecar import PROTOCOL_VERSION, __version__, host
 from sidecar.api.imports import ImportApi, ImportNotifier
 from sidecar.api.jobs import JobNotifier, JobsApi
 from sidecar.api.sidecar import SidecarApi
@@ -131,7 +131,14 @@ class Sidecar:
                 "sidecar:ready",
                 {"version": __version__, "protocolVersion": PROTOCOL_VERSION, "pid": os.getpid()},
             )
-            log.info("ready", extra={"action": "sidecar.ready", "db": str(self._config.db_path)})
+            log.info(
+                "ready",
+                extra={
+                    "action": "sidecar.ready",
+                    "db": str(self._config.db_path),
+                    "host": host.current().name,
+                },
+            )
             await self._stop.wait()
             if imports is not None:
                 await imports.shutdown()

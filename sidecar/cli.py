@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sidecar import __version__
+from sidecar import __version__, host
 from sidecar.config import Config, ToolPaths, default_db_path
 
 
@@ -99,6 +99,10 @@ def _tool(argv: list[str]) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        host.current()  # a bad AUS_PLATFORM stops here, before anything else runs
+    except ValueError as exc:
+        sys.exit(f"au-sidecar: {exc}")
     arguments = list(sys.argv[1:] if argv is None else argv)
     code = _tool(arguments)
     if code is not None:
