@@ -3,9 +3,10 @@ sidecar and the card emulator: what was read is safe, with its rows; what was no
 error; the import ends resumable saying what happened; and once the card is back, the resume ends
 exactly as an import that was never interrupted."""
 
-import asyncio
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.filesystems.conftest import StartCard
 from tests.support.archive import add_location, assert_archive_invariant, org_files, rows, stat_key
@@ -14,7 +15,7 @@ from tests.support.client import SidecarPaths, Spawn
 
 LOCID = "5e1f0c3a-7d2b-4c89-9a61-2b7e4d0f8c13"
 MEDIA_ROWS = "SELECT imghash FROM imgs UNION ALL SELECT vidhash FROM vids"
-# Small pages: the copy step commits (and reports) every two files, so the pull lands mid-copy.
+# Small pages: each step commits every two files, so a pull finds several pages committed.
 PAGED = ["--page-files", "2"]
 
 
@@ -24,10 +25,12 @@ def sidecar_paths_in(folder: Path) -> SidecarPaths:
     return SidecarPaths(db=folder / "au-archive.db", archive=folder / "archive")
 
 
-async def uninterrupted(spawn: Spawn, folder: Path, card: Path) -> tuple[dict[str, Any], dict[str, object]]:
+async def uninterrupted(
+    spawn: Spawn, folder: Path, card: Path, options: list[str]
+) -> tuple[dict[str, Any], dict[str, object]]:
     """An import of the same card that nothing interrupts: its result and what it left."""
     paths = sidecar_paths_in(folder)
-    sidecar = await spawn([*paths.args(), *PAGED])
+    sidecar = await spawn([*paths.args(), *options])
     location = add_location(paths.db, locid=LOCID)
     result: dict[str, Any] = await sidecar.request(
         "import:v2:start", location.start_params(card), timeout=120
@@ -36,46 +39,52 @@ async def uninterrupted(spawn: Spawn, folder: Path, card: Path) -> tuple[dict[st
     return result, import_snapshot(paths.db, paths.archive, card)
 
 
-async def test_a_card_pulled_mid_copy_keeps_what_was_read_and_the_resume_finishes_the_import(
-    card: StartCard, spawn_sidecar: Spawn, tmp_path: Path
+# Known gap, --read-once always: a source lost while staging stops the run's writes too
+# (RunState.must_stop), so the copies staged before the pull are not linked in and the resume reads
+# them again. Fix: a lost source stops reading (the hash step's pages), not writing (the copy step
+# links what is staged and leaves the rest hashed). Left to the read-once redesign (issue 13, items
+# 1-2), which is changing steps/hash.py and steps/copy.py; strict, so the fix must lift this.
+READ_ONCE_GAP = pytest.mark.xfail(reason="copies staged before a pull are not kept", strict=True)
+
+
+@pytest.mark.parametrize("read_once", ["never", pytest.param("always", marks=READ_ONCE_GAP)])
+async def test_a_card_pulled_mid_import_keeps_what_was_read_and_the_resume_finishes_the_import(
+    card: StartCard, spawn_sidecar: Spawn, tmp_path: Path, read_once: str
 ):
+    """The card is pulled the moment it has served 60 % of what an uninterrupted import reads from
+    it (the emulator's own trigger: mid-read, no race with the test), so whatever the pipeline's
+    passes, the import is cut off with part of the card archived."""
     folder = photo_card(
         tmp_path / "card-folder", photos=16, photo_bytes=1_500_000, videos=2, video_bytes=6 << 20
     )
-    emulator = card(folder, rate=30e6, burst=1 << 20)
-    expected_result, expected = await uninterrupted(spawn_sidecar, tmp_path / "reference", emulator.path)
+    emulator = card(folder)
+    options = [*PAGED, "--read-once", read_once]
+    expected_result, expected = await uninterrupted(
+        spawn_sidecar, tmp_path / "reference", emulator.path, options
+    )
+    reads_per_file = emulator.stats()["files"]  # what an uninterrupted import reads of each file
     emulator.reset_counts()
+    emulator.pull_after(int(sum(reads_per_file.values()) * 0.6))
 
     paths = sidecar_paths_in(tmp_path / "pulled")
-    sidecar = await spawn_sidecar([*paths.args(), *PAGED])
+    sidecar = await spawn_sidecar([*paths.args(), *options])
     location = add_location(paths.db, locid=LOCID)
-    start = asyncio.create_task(
-        sidecar.request("import:v2:start", location.start_params(emulator.path), timeout=120)
-    )
-    await sidecar.notification(
-        "import:v2:progress", lambda p: p["status"] == "copying" and p["filesProcessed"] >= 4, timeout=60
-    )
-    emulator.pull()
-    result = await start
+    result = await sidecar.request("import:v2:start", location.start_params(emulator.path), timeout=120)
 
+    assert emulator.stats()["pulled"], "the import ended before the card was pulled"
     assert result["status"] == "failed", result
     assert str(emulator.path) in result["error"] and "resume" in result["error"].lower(), result["error"]
     [resumable] = await sidecar.request("import:v2:resumable")
     assert resumable["sessionId"] == result["sessionId"]
-    # What was read is safe: every copy made is archived whole, with its row.
-    kept = {p: stat_key(p) for p in org_files(paths.archive)}
-    assert len(kept) >= 4
-    assert rows(paths.db, "SELECT count(*) FROM imgs")[0][0] + rows(paths.db, "SELECT count(*) FROM vids")[0][
-        0
-    ] == len(kept)
-    assert_archive_invariant(paths.db, paths.archive)
-    # Exactly the files the copy read whole from the card (the hash read each once before) are safe.
+    # What was read is safe: exactly the files that got every read an uninterrupted import gives
+    # them are archived whole, with their rows.
     read = emulator.stats()["files"]
-    read_twice = {
-        Path(name).name for name, count in read.items() if count >= 2 * (folder / name[1:]).stat().st_size
-    }
+    read_whole = {Path(name).name for name, count in read.items() if count >= reads_per_file[name]}
     archived = {n for (n,) in rows(paths.db, "SELECT imgnamo FROM imgs UNION ALL SELECT vidnamo FROM vids")}
-    assert archived == read_twice
+    assert archived == read_whole
+    kept = {p: stat_key(p) for p in org_files(paths.archive)}
+    assert len(kept) == len(archived) >= 2
+    assert_archive_invariant(paths.db, paths.archive)
     # What was not read is a per-file error, named.
     total = expected_result["scanResult"]["totalFiles"]
     assert len(result["errors"]) == total - len(kept), result["errors"]

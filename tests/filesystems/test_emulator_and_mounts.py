@@ -139,3 +139,19 @@ def test_each_filesystem_is_mounted_from_its_own_loop_device(mounted, fstype: st
     assert line[0] == fs.device and line[2] == kernel_type  # exFAT: exfat-fuse, a FUSE block filesystem
     (fs.path / "written").write_bytes(b"x" * 10_000)
     assert (fs.path / "written").stat().st_size == 10_000
+
+
+def test_the_card_is_pulled_the_moment_it_has_served_the_bytes_asked(card: StartCard, folder: Path):
+    emulator = card(folder)
+    photo, video = "DCIM/100CAMRA/IMG_0001.JPG", "DCIM/100CAMRA/MVI_0001.MP4"
+    emulator.pull_after(500_000)
+    (emulator.path / photo).read_bytes()  # 300 000 bytes: still in
+    with pytest.raises(OSError) as pulled:
+        (emulator.path / video).read_bytes()  # pulled partway through
+    assert pulled.value.errno == errno.EIO
+    stats = emulator.stats()
+    assert stats["pulled"] and 500_000 <= stats["total"] < 1_300_000
+    with pytest.raises(OSError):
+        os.stat(emulator.path)
+    emulator.insert()
+    assert (emulator.path / video).read_bytes() == (folder / video).read_bytes()

@@ -1,7 +1,7 @@
 """A card emulator: a FUSE filesystem that serves a folder read-only at a card's speed, counts the
 bytes read from it (per file and in all), and fails on command — EIO on one file, or the card
 "pulled" (every stat, listing, open and read fails with EIO, as a card reader does once the card is
-out) and "inserted" again.
+out; at once, or the moment it has served a given number of bytes) and "inserted" again.
 
 It runs as its own process (`python -m tests.support.card FOLDER MOUNTPOINT --socket S`), so a
 test's sidecar reads it like any card, and a test or benchmark drives it through a Unix socket with
@@ -46,6 +46,7 @@ class CardState:
     rate: float  # bytes per second; 0: as fast as the folder's disk
     burst: int
     pulled: bool = False
+    pull_at: int | None = None  # pulled once this many bytes in all have been read
     failing: set[str] = field(default_factory=set)  # paths under the card, "/"-rooted
     read_by_file: dict[str, int] = field(default_factory=dict)
     read_total: int = 0
@@ -74,6 +75,7 @@ class CardState:
                 "files": dict(self.read_by_file),
                 "opens": self.opens,
                 "pulled": self.pulled,
+                "pull_at": self.pull_at,
                 "failing": sorted(self.failing),
             }
 
@@ -128,9 +130,12 @@ def _make_operations(root: Path, state: CardState) -> Any:
             self._state.throttle(size)
             self._check(path)  # pulled while this read waited for the medium
             data = os.pread(fh, size, offset)
-            with self._state.mutex:
-                self._state.read_total += len(data)
-                self._state.read_by_file[path] = self._state.read_by_file.get(path, 0) + len(data)
+            state = self._state
+            with state.mutex:
+                state.read_total += len(data)
+                state.read_by_file[path] = state.read_by_file.get(path, 0) + len(data)
+                if state.pull_at is not None and state.read_total >= state.pull_at:
+                    state.pulled = True  # this read is served; every later operation fails
             return data
 
         def release(self, path: str, fh: int) -> int:
@@ -160,8 +165,8 @@ def _make_operations(root: Path, state: CardState) -> Any:
 
 
 def _serve_control(sock_path: str, state: CardState) -> None:
-    """One JSON command a line, one JSON answer a line: pull, insert, fail NAME, heal NAME, reset
-    (the counts), rate, stats."""
+    """One JSON command a line, one JSON answer a line: pull, pull_after BYTES, insert, fail NAME,
+    heal NAME, reset (the counts), rate, stats."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(sock_path)
     server.listen()
@@ -174,8 +179,10 @@ def _serve_control(sock_path: str, state: CardState) -> None:
                     match command["cmd"]:
                         case "pull":
                             state.pulled = True
+                        case "pull_after":
+                            state.pull_at = int(command["bytes"])
                         case "insert":
-                            state.pulled = False
+                            state.pulled, state.pull_at = False, None
                         case "fail":
                             state.failing.add("/" + command["name"].lstrip("/"))
                         case "heal":
@@ -241,6 +248,11 @@ class CardEmulator:
     def pull(self) -> None:
         """Every operation fails with EIO from now on, as when the card leaves its reader."""
         self._command(cmd="pull")
+
+    def pull_after(self, total_bytes: int) -> None:
+        """Pull the card the moment the card has served `total_bytes` in all (counted since the
+        last reset): mid-read, wherever the reader is, with no waiting on the test's side."""
+        self._command(cmd="pull_after", bytes=total_bytes)
 
     def insert(self) -> None:
         self._command(cmd="insert")
