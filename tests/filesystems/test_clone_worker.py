@@ -1,6 +1,7 @@
-"""The copy worker on real filesystems, in process (sidecar/workers/bytework.py): FICLONE where
-source and archive share a btrfs or xfs filesystem, a kernel-side copy across filesystems (the
-clone fails with EXDEV) or on ext4; every copy independent of its source and whole under its name."""
+"""The copy worker on real filesystems, in process (sidecar/workers/bytework.py; the FICLONE call is
+in sidecar/host/linux.py): a clone where source and archive share a btrfs or xfs filesystem, a
+kernel-side copy across filesystems (the clone fails with EXDEV) or on ext4; every copy independent
+of its source and whole under its name."""
 
 from pathlib import Path
 

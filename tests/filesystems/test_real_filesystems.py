@@ -1,6 +1,6 @@
 """Imports through the real sidecar on real filesystems: an archive on btrfs or xfs gets
-copy-on-write clones (FICLONE, sidecar/workers/bytework.py `_try_clone`) that share their extents
-with the source yet stay independent copies; sources on their own ext4 and on exFAT through FUSE
+copy-on-write clones (bytework `_try_clone`, FICLONE in sidecar/host/linux.py) that share their
+extents with the source yet stay independent copies; sources on their own ext4 and on exFAT through FUSE
 (as cards are formatted) end exactly as an import from a plain folder does."""
 
 import os
