@@ -333,6 +333,8 @@ def _libraw_decode(path: str, label: str) -> Image.Image:
     turned by the RAW's orientation. rawpy (and numpy) are imported on first use (160 ms)."""
     import rawpy  # lazily, see above
 
+    if not os.path.isfile(path):  # LibRaw says only "Input/output error": say it, and retry
+        raise FileNotFoundError(path)
     try:
         with rawpy.imread(path) as raw:
             rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)

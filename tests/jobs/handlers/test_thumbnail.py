@@ -774,15 +774,22 @@ async def test_a_payload_hash_that_is_not_a_hash_never_becomes_a_path(
         await thumbnail_handler(pool)(job)
 
 
+@pytest.mark.parametrize("name", ["gone.jpg", "gone.dng"])
 async def test_a_missing_source_file_fails_the_attempt_saying_so(
-    db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    name: str,
 ) -> None:
-    photo = make_jpeg(archive / "loc" / "gone.jpg", 600, 400)
+    photo = make_jpeg(archive / "loc" / name, 600, 400)
     digest = add_media_row(db_path, "image", photo, location.locid)
+    _store_tags(db_path, digest, photo)  # a RAW's tags say it has no preview: LibRaw would be next
     photo.unlink()
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
 
-    with pytest.raises(ThumbnailError, match=r"source file missing: .*gone\.jpg") as raised:
+    with pytest.raises(ThumbnailError, match=rf"source file missing: .*{name}") as raised:
         await thumbnail_handler(pool)(job)
 
     assert not isinstance(raised.value, PermanentFailure)  # a drive may come back
