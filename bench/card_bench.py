@@ -311,6 +311,12 @@ async def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(exist_ok=True)
     git = ["git", "rev-parse", "--short", "HEAD"]
     head = (await asyncio.to_thread(subprocess.run, git, capture_output=True, text=True)).stdout.strip()
+    # The tree is shared: figures taken over uncommitted changes to the sidecar say so.
+    status = ["git", "status", "--porcelain", "--", "sidecar"]
+    changed = (await asyncio.to_thread(subprocess.run, status, capture_output=True, text=True)).stdout.strip()
+    if changed:
+        head += "+uncommitted"
+        say(f"note: measured with uncommitted changes to sidecar/:\n{changed}")
     out = OUT / f"card-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps({"commit": head, "machine": platform.node(), "rows": rows}, indent=1))
     say(f"wrote {out}")
