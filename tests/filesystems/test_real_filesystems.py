@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.filesystems.conftest import Mount
-from tests.support.archive import add_location, assert_archive_invariant, hash16, org_files
+from tests.support.archive import (
+    LocationFixture,
+    add_location,
+    assert_archive_invariant,
+    hash16,
+    org_files,
+)
 from tests.support.cards import camera_card, import_snapshot, photo_card
 from tests.support.client import SidecarPaths, Spawn
 from tests.support.filesystems import Mounted, drop_page_cache, shared_bytes
@@ -17,10 +23,15 @@ from tests.support.filesystems import Mounted, drop_page_cache, shared_bytes
 CLONE_CHECK_MIN_BYTES = 64 << 10
 
 
+# The location of each database, made by its first import.
+LOCATIONS: dict[Path, LocationFixture] = {}
+
+
 async def import_card(spawn: Spawn, paths: SidecarPaths, card: Path) -> dict[str, Any]:
     """One import of `card` by a fresh sidecar into `paths`; returns its result."""
     sidecar = await spawn(paths.args())
-    location = add_location(paths.db, locid="5e1f0c3a-7d2b-4c89-9a61-2b7e4d0f8c13")
+    location = LOCATIONS.get(paths.db) or add_location(paths.db, locid="5e1f0c3a-7d2b-4c89-9a61-2b7e4d0f8c13")
+    LOCATIONS[paths.db] = location
     result: dict[str, Any] = await sidecar.request(
         "import:v2:start", location.start_params(card), timeout=120
     )
@@ -113,3 +124,27 @@ async def test_cards_on_ext4_and_exfat_import_as_from_a_plain_folder(
             assert copy.read_bytes() == (reference.archive / copy.relative_to(paths.archive)).read_bytes()
         assert_archive_invariant(paths.db, paths.archive)
         assert fs.bytes_read() > 0  # the import read the card's own device
+
+
+async def test_an_archive_on_an_exfat_drive_through_fuse_takes_a_card_and_its_reimport_writes_nothing(
+    mounted: Mount, spawn_sidecar: Spawn, tmp_path: Path
+):
+    """External archive drives come formatted exFAT: no clones, no hard links, FUSE's flushes."""
+    fs = mounted("exfat", 256, "exfat-archive")
+    card = camera_card(tmp_path / "card", scale=0.3)
+    paths = paths_on(fs.path, tmp_path, "archive")
+
+    result = await import_card(spawn_sidecar, paths, card)
+
+    assert result["status"] == "completed" and result["errors"] == [], result
+    assert result["copyResult"]["strategy"] == "copy"
+    assert_archive_invariant(paths.db, paths.archive)
+    archived = {p: p.read_bytes() for p in org_files(paths.archive)}
+    assert len(archived) == result["finalizationResult"]["totalFinalized"] + result["finalizationResult"].get(
+        "totalSidecars", 0
+    )
+
+    again = await import_card(spawn_sidecar, paths, card)
+    assert again["status"] == "completed" and again["finalizationResult"]["totalFinalized"] == 0, again
+    assert again["hashResult"]["totalDuplicates"] == result["finalizationResult"]["totalFinalized"]
+    assert {p: p.read_bytes() for p in org_files(paths.archive)} == archived
