@@ -78,7 +78,6 @@ def probe_size(path: Path) -> tuple[int, int]:
 async def test_an_imported_card_gets_metadata_thumbnails_probes_proxies_and_a_bag(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    # Short backoff is not configurable from outside: the corrupt file's retries take ~6 s.
     client = await spawn_sidecar(sidecar_paths.args())
     location = add_location(sidecar_paths.db)
     files = card(tmp_path / "DCIM")
@@ -146,12 +145,13 @@ async def test_an_imported_card_gets_metadata_thumbnails_probes_proxies_and_a_ba
     assert proxy_ready["proxyPath"] == proxy_path
     assert client.of("jobs:progress"), "the transcode reports its progress"
 
-    # The corrupt image: retried, dead, listed, and requeued by jobs:retry.
+    # The corrupt image: dead at once (no decoder takes it; another try cannot help), saying why,
+    # listed, and requeued by jobs:retry.
     [(attempts, error)] = rows(
         sidecar_paths.db,
         "SELECT attempts, error FROM jobs WHERE queue = 'thumbnail' AND status = 'dead'",
     )
-    assert attempts == 3 and error
+    assert attempts == 1 and error.startswith("cannot decode ") and "cannot identify image file" in error
     dead = await client.notification("jobs:deadLetter", lambda p: p["queue"] == "thumbnail")
     assert dead["payload"]["hash"] == digest["corrupt"]
     [entry] = await client.request("jobs:deadLetter", ["thumbnail"])
