@@ -1,4 +1,6 @@
-"""Where a file goes in the archive: the app's folder layout, made safe against hostile location values.
+"""Where a file goes in the archive: the app's folder layout, made safe against hostile location values
+and held to Windows' naming rules on every OS (sidecar/host/names.py: the archive drive may move to
+a PC).
 
 Pure path arithmetic (only `contained` reads the filesystem, to resolve links); it never creates,
 copies or removes anything.
@@ -8,8 +10,10 @@ import os
 import re
 from pathlib import Path
 
+from sidecar import host
 from sidecar.archive.media import FOLDER_KIND, MediaType
 from sidecar.db.locations import Location
+from sidecar.host import names
 
 _LOC12 = re.compile(r"[A-Za-z0-9]{1,32}")
 _STATE = re.compile(r"[A-Za-z]{2}")
@@ -19,10 +23,20 @@ _EXTENSION = re.compile(r"(\.[a-z0-9]{1,16})?")
 # characters outside [a-z0-9] (dashes included) becomes one dash.
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _NAME_MAX = 50
+# The longest name the sidecar writes in a media folder: a temp file of a content name with the
+# longest extension, `.<16 hex><.16 chars>.<8 hex>.aus-tmp`.
+LONGEST_FILE_NAME = 1 + 16 + 17 + 1 + 8 + 8
 
 
 class UnsafeLocation(ValueError):
     """A location value cannot form a safe archive folder, or a path escapes the archive."""
+
+
+def _portable(name: str) -> str:
+    try:
+        return names.portable(name)
+    except names.UnportableName as exc:
+        raise UnsafeLocation(str(exc)) from None
 
 
 def sanitize_name(value: str | None, fallback: str) -> str:
@@ -36,17 +50,27 @@ def state_code(address_state: str | None) -> str:
 
 
 def location_folder(archive_root: Path, location: Location) -> Path:
-    """`<root>/locations/<STATE>-<type>/<slocnam>-<LOC12>`; raises UnsafeLocation for a bad loc12."""
+    """`<root>/locations/<STATE>-<type>/<slocnam>-<LOC12>`; raises UnsafeLocation for a bad loc12,
+    or where the host limits paths (Windows) for a folder too deep to hold the archive's files."""
     loc12 = _checked_loc12(location.loc12)
     kind = sanitize_name(location.type, "unknown")
     # The app's short name of locnam, when the location has no short name of its own.
     short = sanitize_name(location.slocnam, sanitize_name(location.locnam, "location"))
-    return archive_root / "locations" / f"{state_code(location.address_state)}-{kind}" / f"{short}-{loc12}"
+    group = _portable(f"{state_code(location.address_state)}-{kind}")
+    folder = archive_root / "locations" / group / _portable(f"{short}-{loc12}")
+    limit = host.current().max_path
+    deepest = len(str(folder)) + len(f"/org-misc-{loc12}/") + LONGEST_FILE_NAME
+    if limit is not None and deepest > limit:
+        raise UnsafeLocation(
+            f"archive paths under {str(folder)!r} would be up to {deepest} characters, more than "
+            f"{host.current().name} allows ({limit}): choose a shorter archive folder"
+        )
+    return folder
 
 
 def media_folder(location_folder: Path, media_type: MediaType, loc12: str) -> Path:
     """`org-{img,vid,doc,map,misc}-<LOC12>` inside the location folder."""
-    return location_folder / f"org-{FOLDER_KIND[media_type]}-{_checked_loc12(loc12)}"
+    return location_folder / _portable(f"org-{FOLDER_KIND[media_type]}-{_checked_loc12(loc12)}")
 
 
 def archive_name(hash16: str, extension: str) -> str:
@@ -56,7 +80,7 @@ def archive_name(hash16: str, extension: str) -> str:
     # isascii first: str.lower() maps some non-ASCII letters (the Kelvin sign) onto ASCII ones.
     if not (extension.isascii() and _EXTENSION.fullmatch(extension.lower())):
         raise UnsafeLocation(f"unsafe file extension: {extension!r}")
-    return hash16 + extension.lower()
+    return _portable(hash16 + extension.lower())
 
 
 def contained(archive_root: Path, path: Path) -> Path:

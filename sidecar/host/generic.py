@@ -65,6 +65,8 @@ class Generic:
     starts_writeback = False
     # Kernel-side copies to try in order before read/write (each may refuse a pair of files).
     kernel_copies: tuple[str, ...] = ()
+    # The longest full path the OS opens (None: no limit the sidecar could reach).
+    max_path: int | None = None
 
     # -- durability ---------------------------------------------------------------------------------
 

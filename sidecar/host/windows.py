@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sidecar.host import names
 from sidecar.host.generic import APP_DIR_NAME, Generic, Medium
 
 # GetDriveTypeW: https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-getdrivetypew
@@ -18,6 +19,9 @@ _FILE_READ_ONLY_VOLUME = 0x00080000
 
 class Windows(Generic):
     name = "win32"
+    # Without the \\?\ prefix, and unless the machine enables long paths (off by default):
+    # https://learn.microsoft.com/windows/win32/fileio/maximum-file-path-limitation
+    max_path = names.MAX_PATH
 
     def flush_folder(self, folder: str | Path) -> None:
         return None
