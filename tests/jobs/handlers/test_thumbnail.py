@@ -571,6 +571,35 @@ async def test_a_raw_whose_only_preview_is_a_tiff_uses_it_turned_by_the_raws_ori
     assert tag in _row(db_path, "imgs", digest)["meta_exiftool"]
 
 
+async def test_a_jpeg_preview_written_by_exiftool_is_used_turned_by_the_raws_orientation(
+    tmp_path: Path,
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+) -> None:
+    # The layout holds a 16x16 placeholder; exiftool writes the real preview in, as a converter would
+    # (it rewrites the file: offsets, sizes, IFD order are exiftool's own from then on).
+    raw = make_dng(archive / "loc" / "IMG_0010.dng", orientation=8, jpg_from_raw=jpeg_bytes(16, 16))
+    preview = tmp_path / "preview.jpg"
+    _two_corner_image(1200, 800).save(preview, "JPEG", quality=92)
+    subprocess.run(
+        [exiftool(), "-q", "-overwrite_original", f"-JpgFromRaw<={preview}", str(raw)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    digest = add_media_row(db_path, "image", raw, location.locid)
+    _store_tags(db_path, digest, raw)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(raw)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    assert result["source"] == "embedded-preview"
+    _assert_shown_as(result["paths"], 8, (1200, 800))
+
+
 async def test_the_largest_preview_is_the_one_with_most_pixels_not_bytes(
     db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
 ) -> None:
