@@ -2,6 +2,7 @@
 UserWarning) and libtiff complain (its error handler prints to fd 2 from C) imported through the
 real sidecar process, their thumbnail jobs run, the process stopped; every stderr line parses."""
 
+import re
 import struct
 import subprocess
 import sys
@@ -85,7 +86,10 @@ async def test_warnings_and_c_library_messages_reach_stderr_as_json_lines(
         warnings
     )
     native = [r for r in records if r["action"] == "stderr.native"]
-    assert any("Using code not yet in table" in r["msg"] for r in native), native
+    # libtiff's default error handler prints "<module>: <message>", the module being the file name
+    # Pillow gives libtiff ("tempfile.tif"); the message (here "Using code not yet in table.")
+    # may differ between libtiff versions.
+    assert any(re.match(r"\S+\.tif: \S", r["msg"]) for r in native), native
     assert {r["level"] for r in native} == {"warning"}
     assert "sidecar.exit" in {r["action"] for r in records}
 
