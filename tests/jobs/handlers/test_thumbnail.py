@@ -462,6 +462,30 @@ async def test_a_heic_gets_thumbnails_shown_as_its_transforms_say(
     _assert_shown_as(result["paths"], orientation or 1)
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+async def test_an_avif_stays_with_pillows_decoder_and_upright(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    pool: ExifToolPool,
+    orientation: int,
+) -> None:
+    # AVIF is a HEIF brand too; pi-heif has no AV1 decoder, so it must not take these from Pillow.
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    avif = archive / "loc" / f"o{orientation}.avif"
+    avif.parent.mkdir(parents=True, exist_ok=True)
+    _two_corner_image().save(avif, "AVIF", quality=90, speed=10, exif=exif.tobytes())
+    digest = add_media_row(db_path, "image", avif, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(avif)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    _assert_shown_as(result["paths"], orientation)
+
+
 async def test_a_broken_heic_fails_for_good_saying_why(
     db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
 ) -> None:
