@@ -10,7 +10,9 @@ from tests.support.archive import add_location, write
 from tests.support.client import SidecarPaths, Spawn, sidecar_command
 
 
-@pytest.mark.parametrize(("forced", "expected"), [({"AUS_PLATFORM": "generic"}, "generic"), ({}, "linux")])
+@pytest.mark.parametrize(
+    ("forced", "expected"), [({"AUS_PLATFORM": "generic"}, "generic"), ({"AUS_PLATFORM": ""}, "linux")]
+)
 async def test_the_sidecar_imports_through_the_host_it_was_given(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path, forced: dict[str, str], expected: str
 ):
