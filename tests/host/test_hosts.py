@@ -5,6 +5,7 @@ fsync off their OS, so what is exercised is the worker's handling of them)."""
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,10 @@ def test_linux_mountinfo_is_parsed_with_its_escapes_devices_and_read_only_flag()
     ]
 
 
+ON_LINUX = pytest.mark.skipif(sys.platform != "linux", reason="Linux's mount table and tmpfs")
+
+
+@ON_LINUX
 def test_this_machines_real_mount_table_is_read(tmp_path: Path):
     mounts = Linux().mounts()
     assert any(m.point == "/proc" and m.fstype == "proc" for m in mounts)
@@ -76,6 +81,7 @@ def read_only_tmpfs(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(["umount", str(where)], check=True)
 
 
+@ON_LINUX
 def test_a_read_only_mount_is_told_by_linux_and_by_plain_statvfs(read_only_tmpfs: Path, tmp_path: Path):
     linux = Linux().medium(str(read_only_tmpfs))
     assert (linux.fstype, linux.read_only, linux.network, linux.removable) == ("tmpfs", True, False, None)

@@ -2,16 +2,24 @@
 generic host as through the native one, and refuses a host this machine cannot be."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from sidecar import host
 from tests.support.archive import add_location, write
 from tests.support.client import SidecarPaths, Spawn, sidecar_command
 
+POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="Windows is no POSIX: no generic host")
+
 
 @pytest.mark.parametrize(
-    ("forced", "expected"), [({"AUS_PLATFORM": "generic"}, "generic"), ({"AUS_PLATFORM": ""}, "linux")]
+    ("forced", "expected"),
+    [
+        pytest.param({"AUS_PLATFORM": "generic"}, "generic", marks=POSIX_ONLY),
+        ({"AUS_PLATFORM": ""}, host.native().name),
+    ],
 )
 async def test_the_sidecar_imports_through_the_host_it_was_given(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path, forced: dict[str, str], expected: str
@@ -26,9 +34,11 @@ async def test_the_sidecar_imports_through_the_host_it_was_given(
     result = await sidecar.request("import:v2:start", location.start_params(card))
     assert result["status"] == "completed" and result["errors"] == []
     assert result["finalizationResult"]["totalFinalized"] == 13
-    assert result["validationResult"] == {"totalInvalid": 0, "fromMedium": True}
+    # Windows alone cannot drop a file's cached pages.
+    assert result["validationResult"] == {"totalInvalid": 0, "fromMedium": expected != "win32"}
 
 
+@POSIX_ONLY
 def test_a_host_this_machine_cannot_be_stops_the_sidecar_at_once(tmp_path: Path):
     done = subprocess.run(
         [*sidecar_command(), "serve", "--db", str(tmp_path / "x.db")],
