@@ -464,11 +464,12 @@ def _reorient(image: Image.Image, applied: int, wanted: int) -> Image.Image:
 
 
 def _exif_orientation(image: Image.Image) -> int:
+    """The image's EXIF orientation, 1 when it has none or one outside 1-8 (shown as stored)."""
     try:
         value = image.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # a broken EXIF block must not stop the thumbnail; show it as stored
         return 1
-    return value if isinstance(value, int) else 1
+    return value if isinstance(value, int) and value in _TRANSPOSE else 1
 
 
 def _output_mode(image: Image.Image) -> Image.Image:
