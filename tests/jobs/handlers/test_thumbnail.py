@@ -624,6 +624,28 @@ async def test_a_jpeg_preview_written_by_exiftool_is_used_turned_by_the_raws_ori
     _assert_shown_as(result["paths"], 8, (1200, 800))
 
 
+@pytest.mark.parametrize(("own", "raws"), [(3, 6), (6, 1), (8, 6), (5, 2)])
+def test_a_tiff_preview_turned_by_its_own_tag_is_shown_by_the_raws_instead(
+    tmp_path: Path, own: int, raws: int
+) -> None:
+    # Pillow turns a TIFF by its own tag while loading it; a RAW's preview must show as the RAW says.
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = own
+    _two_corner_image().save(buffer, "TIFF", exif=exif)
+    source = thumbnail.Source(
+        thumbnail.SourceKind.EMBEDDED_PREVIEW,
+        "PreviewTIFF of a RAW",
+        data=buffer.getvalue(),
+        orientation=raws,
+    )
+    paths = thumbnail_paths(str(tmp_path), "0123456789abcdef")
+
+    thumbnail.render(source, paths, "0123456789abcdef")
+
+    _assert_shown_as({"sm": paths[400], "lg": paths[800], "preview": paths[1920]}, raws)
+
+
 async def test_the_largest_preview_is_the_one_with_most_pixels_not_bytes(
     db_path: Path, archive: Path, location: LocationFixture, make_context: ContextMaker, pool: ExifToolPool
 ) -> None:
