@@ -439,8 +439,14 @@ async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
 
 @pytest.mark.parametrize(
     ("name", "orientation"),
-    [("IMG_0005.HEIC", None), ("IMG_0006.HEIC", 6), ("IMG_0007.heif", 3), ("exported-as.jpg", None)],
-    ids=["upright", "turned-6", "turned-3", "heic-named-jpg"],
+    [
+        ("IMG_0005.HEIC", None),
+        ("IMG_0006.HEIC", 6),
+        ("IMG_0007.heif", 3),
+        ("_DSC0001.HIF", None),  # Canon's and Sony's 10-bit HEIF
+        ("exported-as.jpg", None),
+    ],
+    ids=["upright", "turned-6", "turned-3", "hif", "heic-named-jpg"],
 )
 async def test_a_heic_gets_thumbnails_shown_as_its_transforms_say(
     db_path: Path,
