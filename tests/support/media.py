@@ -122,10 +122,19 @@ def make_video(
     return path
 
 
-def make_heic(path: Path, image: Image.Image, *, orientation: int | None = None, quality: int = 80) -> Path:
+def make_heic(
+    path: Path,
+    image: Image.Image,
+    *,
+    orientation: int | None = None,
+    quality: int = 80,
+    ten_bit: bool = False,
+) -> Path:
     """A HEIC encoded by pillow-heif (libheif + x265: a test-only dependency; the sidecar decodes with
     pi-heif, which cannot encode). `orientation` is written as the EXIF tag, which libheif turns
-    into the HEIF transforms (irot/imir) every reader applies."""
+    into the HEIF transforms (irot/imir) every reader applies. `ten_bit`: 10 bits per sample, as
+    Canon's and Sony's HIF files are."""
+    import numpy as np
     import pillow_heif  # the test extra only; imported here so the sidecar never loads it
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +143,12 @@ def make_heic(path: Path, image: Image.Image, *, orientation: int | None = None,
         exif = Image.Exif()
         exif[0x0112] = orientation
         options["exif"] = exif.tobytes()
-    pillow_heif.from_pillow(image).save(str(path), **options)
+    if ten_bit:
+        samples = np.asarray(image.convert("RGB"), dtype=np.uint16) * 257  # 8 bits to 16, full range
+        heif = pillow_heif.from_bytes(mode="RGB;16", size=image.size, data=samples.tobytes())
+    else:
+        heif = pillow_heif.from_pillow(image)
+    heif.save(str(path), **options)
     return path
 
 

@@ -443,7 +443,7 @@ async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
         ("IMG_0005.HEIC", None),
         ("IMG_0006.HEIC", 6),
         ("IMG_0007.heif", 3),
-        ("_DSC0001.HIF", None),  # Canon's and Sony's 10-bit HEIF
+        ("_DSC0001.HIF", 8),  # Canon's and Sony's 10-bit HEIF
         ("exported-as.jpg", None),
     ],
     ids=["upright", "turned-6", "turned-3", "hif", "heic-named-jpg"],
@@ -457,7 +457,16 @@ async def test_a_heic_gets_thumbnails_shown_as_its_transforms_say(
     name: str,
     orientation: int | None,
 ) -> None:
-    heic = make_heic(archive / "loc" / name, _two_corner_image(), orientation=orientation)
+    heic = make_heic(
+        archive / "loc" / name, _two_corner_image(), orientation=orientation, ten_bit=name.endswith(".HIF")
+    )
+    if name.endswith(".HIF"):
+        assert (
+            subprocess.run(
+                [exiftool(), "-s3", "-BitDepthLuma", str(heic)], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            == "10"
+        )
     digest = add_media_row(db_path, "image", heic, location.locid)
     job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(heic)})
 
