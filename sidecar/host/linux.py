@@ -26,6 +26,7 @@ class Linux(Generic):
     syncs_filesystem = True
     starts_writeback = True
     kernel_copies = ("copy_file_range", "sendfile")
+    sysfs_block = Path("/sys/dev/block")  # major:minor links to each disk's and partition's folder
 
     def __init__(self) -> None:
         self._libc: ctypes.CDLL | None = None
@@ -73,7 +74,7 @@ class Linux(Generic):
         """sysfs's `removable` of the mount's disk (a partition asks its parent disk)."""
         if mount is None or mount.device is None or mount.device[0] == 0:
             return None  # no block device: tmpfs, FUSE, network
-        block = Path("/sys/dev/block/{}:{}".format(*mount.device))
+        block = self.sysfs_block / "{}:{}".format(*mount.device)
         for candidate in (block / "removable", block / ".." / "removable"):
             try:
                 return candidate.read_text().strip() == "1"

@@ -163,3 +163,29 @@ def test_the_macos_and_windows_flush_decisions_drive_the_copy_worker(
     outcomes = copy_files(requests)
     assert [(o.created, o.strategy) for o in outcomes] == [(True, "copy")] * 3
     assert len(counted) == fsyncs
+
+
+def test_removable_media_are_told_by_sysfs_a_partition_by_its_disk(tmp_path: Path):
+    """sysfs(5): /sys/dev/block/<major>:<minor> links to the device's folder; a partition's folder
+    sits inside its disk's, which holds `removable`."""
+    devices = tmp_path / "devices"
+    for disk, flag in (("sdb", "1"), ("nvme0n1", "0")):
+        (devices / disk / f"{disk}p1").mkdir(parents=True)
+        (devices / disk / "removable").write_text(flag + "\n")
+    links = tmp_path / "block"
+    links.mkdir()
+    (links / "8:16").symlink_to(devices / "sdb")
+    (links / "8:17").symlink_to(devices / "sdb" / "sdbp1")
+    (links / "259:1").symlink_to(devices / "nvme0n1" / "nvme0n1p1")
+
+    class Sysfs(Linux):
+        sysfs_block = links
+
+    def medium_on(device: tuple[int, int] | None, fstype: str = "vfat") -> bool | None:
+        host = Sysfs()
+        host.mounts = lambda: [Mount("/media/card", fstype, False, device)]  # type: ignore[method-assign]
+        return host.medium("/media/card/DCIM").removable
+
+    assert medium_on((8, 16)) is True and medium_on((8, 17)) is True
+    assert medium_on((259, 1)) is False
+    assert medium_on((0, 52), "cifs") is None and medium_on(None) is None and medium_on((8, 99)) is None
