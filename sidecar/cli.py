@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         "--read-once",
         default="auto",
         choices=["auto", "always", "never"],
-        help="hash while copying, one read per file (auto: for network shares)",
+        help="hash while staging the copy, one read per file (auto: sources on another filesystem)",
     )
     serve.add_argument(
         "--page-files",

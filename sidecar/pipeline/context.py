@@ -109,8 +109,10 @@ class RunContext:
     stop: StopSignal
     archive: ArchiveGuard
     allow_hardlinks: bool = False
-    # Network sources: each file read once (hashed while it is staged), one batch at a time.
+    # Each file read once: hashed while it is staged for the copy (unless probably archived already).
     read_once: bool = False
+    # Network sources: one batch of reads at a time, a page's reads not overlapping its commit.
+    network: bool = False
     page_files: int = PAGE_FILES
     page_bytes: int = PAGE_BYTES
     state: RunState = field(default_factory=RunState)
@@ -135,15 +137,23 @@ class RunContext:
         return os.path.join(staging_folder(self.session), f"{file.file_id}{file.extension}")
 
     async def pages(
-        self, state: FileState, *, sidecars: bool, writes: bool = True, page_files: int | None = None
+        self,
+        state: FileState,
+        *,
+        sidecars: bool,
+        writes: bool = True,
+        reads_sources: bool = False,
+        page_files: int | None = None,
     ) -> AsyncIterator[list[JournalFile]]:
         """Pages of the files in `state`, in file order. Raises Cancelled or Interrupted between pages
-        when told to stop; ends early when the archive went away, or (for a step that `writes`)
-        when writing must stop."""
+        when told to stop; ends early when the archive went away, (for a step that `writes`) when
+        writing must stop, or (for a step that `reads_sources`) when a source is gone."""
         after = 0
         while True:
             self.stop.check()
             if writes and self.state.stop_reason is not None:
+                return
+            if reads_sources and self.state.sources.lost is not None:
                 return
             if await asyncio.to_thread(self.archive.moved):
                 self.state.must_stop(self.archive.lost_reason)

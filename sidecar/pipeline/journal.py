@@ -336,6 +336,27 @@ class Journal:
                 found.update(r[0] for r in rows)
         return found
 
+    async def probably_archived(self, files: Sequence[JournalFile]) -> set[int]:
+        """Of these files, those whose name and size an app row of their media type already has
+        (`<x>namo`, `file_size_bytes`): most likely duplicates, read without staging a copy."""
+        found: set[int] = set()
+        for media_type in {f.media_type for f in files if f.media_type is not MediaType.SIDECAR}:
+            table = media_table(media_type)
+            wanted: dict[tuple[str, int], list[int]] = {}
+            for f in files:
+                if f.media_type is media_type:
+                    wanted.setdefault((os.path.basename(f.path), f.size), []).append(f.file_id)
+            names = sorted({name for name, _ in wanted})
+            for chunk in chunked(names, MAX_VARIABLES):
+                rows = await self._db.fetch_all(
+                    f"SELECT {table.column('namo')}, file_size_bytes FROM {table.table}"
+                    f" WHERE {table.column('namo')} IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for name, size in rows:
+                    found.update(wanted.get((name, size), ()))
+        return found
+
     async def known_hashes(
         self, conn: Any, session_id: str, media_type: MediaType, files: Sequence[tuple[int, str]]
     ) -> set[str]:

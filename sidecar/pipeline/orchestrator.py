@@ -37,7 +37,7 @@ from sidecar.pipeline.outcome import ImportOutcome, QueueView, ResumableSession
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.run import run_import
 from sidecar.pipeline.sessions import SessionRecord, Sessions
-from sidecar.pipeline.sources import ReadOnce, reads_once
+from sidecar.pipeline.sources import ReadOnce, network_sources, reads_once
 from sidecar.pipeline.status import ImportStatus
 from sidecar.pipeline.stop import Cancelled, ImportFailed, Interrupted, StopSignal
 from sidecar.timestamps import now_iso
@@ -279,7 +279,10 @@ class ImportOrchestrator:
                 stop=ticket.stop,
                 archive=ArchiveGuard(record.archive_root),
                 allow_hardlinks=self._allow_hardlinks,
-                read_once=await asyncio.to_thread(reads_once, self._read_once, record.source_paths),
+                read_once=await asyncio.to_thread(
+                    reads_once, self._read_once, record.source_paths, record.archive_root
+                ),
+                network=await asyncio.to_thread(network_sources, record.source_paths),
                 page_files=self._page_files,
             )
             await run_import(ctx, self._jobs_added)

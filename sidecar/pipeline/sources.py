@@ -29,8 +29,13 @@ NETWORK_FILESYSTEMS = frozenset(
 
 
 class ReadOnce(StrEnum):
-    """`--read-once`: auto = for network sources; always/never force it (always also suits slow
-    card readers, where a second pass over the card costs more than it saves)."""
+    """`--read-once`: whether an import reads each source file once, hashing it while it is staged
+    on the archive's filesystem for the copy, or hashes it and reads it again to copy.
+
+    auto (the default) reads once when a source is on another filesystem than the archive: a card,
+    a drive, a share, where a second read costs the medium's time and, for a card larger than the
+    page cache, really happens. A source on the archive's own filesystem is hashed, then cloned
+    (btrfs, xfs, APFS: no read at all, no space) or copied. always/never force it."""
 
     AUTO = "auto"
     ALWAYS = "always"
@@ -78,10 +83,18 @@ def network_sources(paths: Sequence[str]) -> bool:
     return False
 
 
-def reads_once(mode: ReadOnce, paths: Sequence[str]) -> bool:
-    if mode is ReadOnce.AUTO:
-        return network_sources(paths)
-    return mode is ReadOnce.ALWAYS
+def reads_once(mode: ReadOnce, sources: Sequence[str], archive_root: str) -> bool:
+    if mode is not ReadOnce.AUTO:
+        return mode is ReadOnce.ALWAYS
+    archive = _device(archive_root)
+    return any(device not in (None, archive) for device in map(_device, sources))
+
+
+def _device(path: str) -> int | None:
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None  # a missing input is that input's error, not a filesystem
 
 
 # What a per-file error says of a file not read because its source medium went away; a resume

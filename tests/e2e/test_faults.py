@@ -187,7 +187,8 @@ async def test_an_archive_drive_that_goes_away_mid_copy_fails_the_import_and_the
     keeping the copies the drive already has."""
     drive = mounts.tmpfs(tmp_path / "drive", "1g")
     archive = mounts.bind(drive, sidecar_paths.archive)
-    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    # Read twice, so the archive's writes are the copy step's (read once, the hash step stages them).
+    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1", "--read-once", "never"])
     location = add_location(sidecar_paths.db)
     source = big_files(tmp_path / "src", 24, 16 << 20)
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=120))

@@ -39,15 +39,9 @@ async def uninterrupted(
     return result, import_snapshot(paths.db, paths.archive, card)
 
 
-# Known gap, --read-once always: a source lost while staging stops the run's writes too
-# (RunState.must_stop), so the copies staged before the pull are not linked in and the resume reads
-# them again. Fix: a lost source stops reading (the hash step's pages), not writing (the copy step
-# links what is staged and leaves the rest hashed). Left to the read-once redesign (issue 13, items
-# 1-2), which is changing steps/hash.py and steps/copy.py; strict, so the fix must lift this.
-READ_ONCE_GAP = pytest.mark.xfail(reason="copies staged before a pull are not kept", strict=True)
-
-
-@pytest.mark.parametrize("read_once", ["never", pytest.param("always", marks=READ_ONCE_GAP)])
+# auto: the card is another filesystem than the archive, so each file is read once, hashed while
+# staged (what was staged before the pull is still copied in); never: hashed, then read again.
+@pytest.mark.parametrize("read_once", ["auto", "never"])
 async def test_a_card_pulled_mid_import_keeps_what_was_read_and_the_resume_finishes_the_import(
     card: StartCard, spawn_sidecar: Spawn, tmp_path: Path, read_once: str
 ):

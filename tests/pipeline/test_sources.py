@@ -19,9 +19,16 @@ def test_the_longest_matching_mount_decides(mounts: None):
     assert not network_sources(["/mnt/nasty"])  # a prefix of the name is not the mount
 
 
-def test_modes(mounts: None):
-    assert reads_once(ReadOnce.ALWAYS, ["/home"]) and not reads_once(ReadOnce.NEVER, ["/mnt/nas"])
-    assert reads_once(ReadOnce.AUTO, ["/mnt/nas/x"]) and not reads_once(ReadOnce.AUTO, ["/home"])
+def test_sources_on_another_filesystem_than_the_archive_are_read_once(tmp_path: Path) -> None:
+    archive, here = tmp_path / "archive", tmp_path / "card"
+    archive.mkdir()
+    here.mkdir()
+    elsewhere = "/proc/self"  # surely not the filesystem of tmp_path
+    assert not reads_once(ReadOnce.AUTO, [str(here)], str(archive))
+    assert reads_once(ReadOnce.AUTO, [str(here), elsewhere], str(archive))
+    assert not reads_once(ReadOnce.AUTO, [str(here), str(tmp_path / "missing")], str(archive))
+    assert reads_once(ReadOnce.ALWAYS, [str(here)], str(archive))
+    assert not reads_once(ReadOnce.NEVER, [elsewhere], str(archive))
 
 
 def test_this_machines_real_mount_table_is_read(tmp_path: Path):

@@ -96,12 +96,13 @@ class Harness:
     session: SessionRecord
     pool: InlinePool = field(default_factory=InlinePool)
     events: RecordedEvents = field(default_factory=RecordedEvents)
+    read_once: bool = True  # as the sidecar imports by default (`--read-once never`: False)
 
     @property
     def journal(self) -> Journal:
         return Journal(self.db)
 
-    async def context(self, *, page_files: int = 4, read_once: bool = False) -> RunContext:
+    async def context(self, *, page_files: int = 4, read_once: bool | None = None) -> RunContext:
         """A fresh run of the session (as a resume is), reading the session as it is now."""
         session = await Sessions(self.db).load(self.session.session_id)
         assert session is not None
@@ -120,7 +121,7 @@ class Harness:
             progress=ImportProgress(session.session_id, self.events, session.status),
             stop=StopSignal(),
             archive=guard,
-            read_once=read_once,
+            read_once=self.read_once if read_once is None else read_once,
             page_files=page_files,
         )
 
@@ -136,7 +137,9 @@ class Harness:
     async def snapshot(self) -> dict[str, Any]:
         """What a run left: the journal's files, the archive's files, the media rows, the jobs."""
         archived = {
-            str(p.relative_to(self.archive)): p.read_bytes() for p in self.archive.rglob("*") if p.is_file()
+            str(p.relative_to(self.archive)): p.read_bytes()
+            for p in self.archive.rglob("*")
+            if p.is_file() and STAGING not in p.parts
         }
         media = await self.db.fetch_all("SELECT imghash, imgloc, imgnamo, imgloco FROM imgs ORDER BY imghash")
         jobs = await self.db.fetch_all("SELECT queue, count(*) FROM jobs GROUP BY queue ORDER BY queue")
@@ -167,11 +170,16 @@ class Harness:
         return int(row[0])
 
 
+# Where a read-once import keeps the reads it staged for the copy: not the archive (a run's own,
+# by session; the copy step empties it), so a snapshot leaves it out.
+STAGING = ".aus-staging"
+
+
 # The `new_harness` fixture of tests/pipeline/steps: a fresh harness over the same card.
 NewHarness = Callable[[], Awaitable[Harness]]
 
 
-async def open_harness(tmp_path: Path, sources: Sequence[Path]) -> Harness:
+async def open_harness(tmp_path: Path, sources: Sequence[Path], *, read_once: bool = True) -> Harness:
     archive = tmp_path / "archive"
     archive.mkdir(parents=True)
     db_path = tmp_path / "au-archive.db"
@@ -181,7 +189,7 @@ async def open_harness(tmp_path: Path, sources: Sequence[Path]) -> Harness:
         location.locid, [str(p) for p in sources], dict(location.params), str(archive), ("user-1", "alice")
     )
     await Sessions(db).create(session)
-    return Harness(db, archive, session)
+    return Harness(db, archive, session, read_once=read_once)
 
 
 def stop_at(point: str, nth: int, how: Callable[[StopSignal], None] = StopSignal.interrupt) -> None:

@@ -40,11 +40,14 @@ async def run(ctx: RunContext) -> None:
     for sidecars in (False, True):
         # Sidecars after every parent's page is committed: they follow their parent's target.
         pages = ctx.pages(FileState.HASHED, sidecars=sidecars)
-        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.read_once)
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _copy(ctx: RunContext, targets: "Targets", page: list[JournalFile]) -> Copied:
     planned, updates = await asyncio.to_thread(targets.plan, page)
+    if ctx.state.sources.lost is not None:
+        # The card is gone: what was staged from it is still copied in; the rest stays hashed.
+        planned = [(f, request) for f, request in planned if request.source != f.path]
     made: list[str] = []
     if planned:
         requests = [request for _, request in planned]
@@ -59,8 +62,7 @@ async def _copy(ctx: RunContext, targets: "Targets", page: list[JournalFile]) ->
             if outcome.created:
                 made.append(request.target)
             if lost is not None and outcome.error_kind == "source":
-                ctx.state.must_stop(f"The source {lost} is gone")
-                continue
+                continue  # not read: stays hashed (see steps/lost.py)
             update = _copied(ctx, file, request.target, outcome)
             if update is not None:
                 updates.append(update)

@@ -2,7 +2,10 @@
 
 A duplicate's hash is already in its media type's table (any location, as in the app) or belongs
 to an earlier file of this import; sidecars are never duplicates on their own (they follow their
-parent). For network sources the one read also stages the copy (see `RunContext.read_once`).
+parent). The one read of a file also stages its copy (see `RunContext.read_once`), unless an app
+row already names a file of that name and size: that file is most likely a duplicate, so it is only
+hashed, and a re-import of an archived card writes nothing. A wrong guess costs that file a second
+read, at the copy.
 """
 
 import asyncio
@@ -33,19 +36,17 @@ async def run(ctx: RunContext) -> None:
     await enter(ctx, ImportStep.HASH, FileState.SCANNED)
     step = PageStep(ImportStep.HASH, partial(_read, ctx), partial(_record, ctx), partial(_recorded, ctx))
     for sidecars in (False, True):
-        pages = ctx.pages(FileState.SCANNED, sidecars=sidecars)
-        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.read_once)
+        pages = ctx.pages(FileState.SCANNED, sidecars=sidecars, reads_sources=True)
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _read(ctx: RunContext, page: list[JournalFile]) -> list[Read]:
-    """A plain hash per file or, for network sources, the single read that also stages the copy."""
-    if not ctx.read_once:
-        hashes = await byte_work(ctx, hash_files, page, [f.path for f in page], _hash_failure)
-        reads = [Read(o.hash, o.error, None if o.error is None else "source") for o in hashes]
-    else:
-        requests = [StageRequest(f.path, ctx.staged(f)) for f in page]
-        staged = await byte_work(ctx, stage_files, page, requests, _stage_failure, max_in_flight=1)
-        reads = [Read(o.hash, o.error, o.error_kind) for o in staged]
+    archived = await ctx.journal.probably_archived(page) if ctx.read_once else None
+    to_hash = [f for f in page if archived is None or f.file_id in archived]
+    to_stage = [f for f in page if archived is not None and f.file_id not in archived]
+    hashed, staged = await asyncio.gather(_hash(ctx, to_hash), _stage(ctx, to_stage))
+    by_id = dict(zip([f.file_id for f in to_hash + to_stage], hashed + staged, strict=True))
+    reads = [by_id[f.file_id] for f in page]
     failed_reads = [f.path for f, r in zip(page, reads, strict=True) if r.error_kind == "source"]
     # A source that failed a read may be gone as a whole (the card pulled): then its files were not
     # read rather than bad, and stay scanned for the resume (see steps/lost.py).
@@ -56,12 +57,31 @@ async def _read(ctx: RunContext, page: list[JournalFile]) -> list[Read]:
     return [gone if r.error_kind == "source" else r for r in reads]
 
 
+async def _hash(ctx: RunContext, files: list[JournalFile]) -> list[Read]:
+    if not files:
+        return []
+    hashes = await byte_work(ctx, hash_files, files, [f.path for f in files], _hash_failure)
+    return [Read(o.hash, o.error, None if o.error is None else "source") for o in hashes]
+
+
+async def _stage(ctx: RunContext, files: list[JournalFile]) -> list[Read]:
+    """The single read that hashes a file while writing its staged copy."""
+    if not files:
+        return []
+    requests = [StageRequest(f.path, ctx.staged(f)) for f in files]
+    in_flight = 1 if ctx.network else None
+    staged = await byte_work(ctx, stage_files, files, requests, _stage_failure, max_in_flight=in_flight)
+    return [Read(o.hash, o.error, o.error_kind) for o in staged]
+
+
 async def _record(ctx: RunContext, conn: Any, page: list[JournalFile], reads: list[Read]) -> list[FileUpdate]:
     updates: list[FileUpdate] = []
     hashed: list[tuple[JournalFile, str]] = []
     for file, read in zip(page, reads, strict=True):
-        if read.error_kind in ("disk_full", "lost"):
+        if read.error_kind == "disk_full":
             ctx.state.must_stop(read.error)  # the file stays scanned: a resume reads it again
+        elif read.error_kind == "lost":
+            pass  # stays scanned; the import goes on with what it read (see steps/lost.py)
         elif read.hash is not None:
             hashed.append((file, read.hash))
         elif read.error_kind != "cancelled":

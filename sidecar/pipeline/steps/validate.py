@@ -37,7 +37,7 @@ async def run(ctx: RunContext) -> None:
     )
     for sidecars in (False, True):
         pages = ctx.pages(FileState.COPIED, sidecars=sidecars, writes=False)
-        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.read_once)
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _validate(ctx: RunContext, page: list[JournalFile]) -> Validated:

@@ -28,12 +28,19 @@ def card(tmp_path: Path) -> Path:
     return make_card(tmp_path / "card")
 
 
+@pytest.fixture(params=[True, False], ids=["read-once", "read-twice"])
+def read_once(request: pytest.FixtureRequest) -> bool:
+    """Every step test runs both ways an import reads: once (the default: hashed while staged for
+    the copy) and twice (`--read-once never`: hashed, then read again by the copy)."""
+    return bool(request.param)
+
+
 @pytest.fixture
-async def new_harness(tmp_path: Path, card: Path) -> AsyncIterator[NewHarness]:
+async def new_harness(tmp_path: Path, card: Path, read_once: bool) -> AsyncIterator[NewHarness]:
     opened: list[Harness] = []
 
     async def new() -> Harness:
-        harness = await open_harness(tmp_path / f"run{len(opened)}", [card])
+        harness = await open_harness(tmp_path / f"run{len(opened)}", [card], read_once=read_once)
         opened.append(harness)
         return harness
 

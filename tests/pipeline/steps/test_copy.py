@@ -65,4 +65,9 @@ async def test_a_resume_keeps_every_copy_a_stopped_run_made_even_those_its_journ
 
 
 def _archived(archive: Path) -> list[Path]:
-    return [p for p in archive.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    """The archive's files, not its hidden ones (a read-once import's staged reads among them)."""
+    return [
+        p
+        for p in archive.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(archive).parts)
+    ]
