@@ -224,6 +224,9 @@ def _group(files: list[_Candidate]) -> Iterator[ScannedFile]:
         )
 
 
+SONY_CLIP_METADATA = "m01"  # casefolded
+
+
 def _parent(
     sidecar: _Candidate, by_name: dict[str, _Candidate], by_base: dict[str, list[_Candidate]]
 ) -> str | None:
@@ -232,6 +235,9 @@ def _parent(
     if key in by_name:
         return by_name[key].path
     siblings = by_base.get(key)
+    if not siblings and sidecar.extension == ".xml" and key.endswith(SONY_CLIP_METADATA):
+        # Sony's XAVC cameras write a clip's metadata beside it as `C0001M01.XML` for `C0001.MP4`.
+        siblings = by_base.get(key.removesuffix(SONY_CLIP_METADATA))
     return min(siblings, key=_parent_rank).path if siblings else None
 
 

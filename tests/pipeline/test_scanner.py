@@ -275,6 +275,7 @@ def test_sidecars_pairs_and_live_photo_candidates_within_a_folder(tmp_path: Path
         *["IMG_1.CR2", "IMG_1.JPG", "IMG_1.xmp", "IMG_1.CR2.XMP", "IMG_1.JPG.json"],
         *["img_2.jpg", "IMG_2.MOV", "IMG_2.XMP"],
         *["clip.mp4", "clip.SRT", "orphan.xmp", "notes.THM.xml"],
+        *["C0001.MP4", "C0001M01.XML", "noteM01.xml"],  # Sony XAVC: a clip's metadata, and not one
         *["IMG_0001.JPG", "IMG_0001.CR2"],
         *["IMG_3.HEIC", "img_3.mov"],
         *["IMG_4.CR2", "IMG_4.NEF", "IMG_4.jpeg", "IMG_4.jpg"],
@@ -296,6 +297,8 @@ def test_sidecars_pairs_and_live_photo_candidates_within_a_folder(tmp_path: Path
         "clip.SRT": "clip.mp4",
         "orphan.xmp": None,
         "notes.THM.xml": None,
+        "C0001M01.XML": "C0001.MP4",
+        "noteM01.xml": None,
     }
     assert {n: rel(f.raw_pair) for n, f in files.items() if f.raw_pair} == {
         "IMG_1.CR2": "IMG_1.JPG",
