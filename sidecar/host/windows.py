@@ -50,7 +50,12 @@ class Windows(Generic):
 
 
 def _is_unc(path: str) -> bool:
-    return path.startswith(("\\\\", "//")) and not path.startswith(("\\\\?\\", "\\\\.\\"))
+    """A share: `//server/share` or its extended-length form `//?/UNC/server/share` (either slash);
+    not an extended local path (`//?/C:/`) nor a device (`//./`): the path formats of
+    https://learn.microsoft.com/dotnet/standard/io/file-path-formats"""
+    if path[:8].upper() in ("\\\\?\\UNC\\", "//?/UNC/"):
+        return True
+    return path.startswith(("\\\\", "//")) and path[2:4] not in ("?\\", ".\\", "?/", "./")
 
 
 def _drive_type(root: str) -> int | None:

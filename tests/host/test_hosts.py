@@ -107,7 +107,9 @@ def test_windows_unc_paths_are_network_shares():
     windows = Windows()
     assert windows.network_sources(["C:\\x", "\\\\nas\\photos\\2024"])
     assert windows.network_sources(["//nas/photos"])
+    assert windows.network_sources(["\\\\?\\UNC\\nas\\photos"])  # the extended-length form
     assert not windows.network_sources(["\\\\?\\C:\\long\\path"])  # an extended-length local path
+    assert not windows.network_sources(["\\\\.\\PhysicalDrive0"])  # a device
 
 
 def test_each_hosts_user_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
