@@ -3,29 +3,11 @@ expensive and flaky: such files are read once (hashed while copying), fewer at a
 transient errors retried (reference/original-app.md §3.3, ADR-046)."""
 
 import os
-import re
 import stat
-import subprocess
-import sys
 from collections.abc import Sequence
 from enum import StrEnum
 
-NETWORK_FILESYSTEMS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "afpfs",
-        "webdav",
-        "davfs",
-        "9p",
-        "ceph",
-        "glusterfs",
-        "fuse.sshfs",
-    }
-)
+from sidecar import host
 
 
 class ReadOnce(StrEnum):
@@ -42,45 +24,9 @@ class ReadOnce(StrEnum):
     NEVER = "never"
 
 
-def _mounts() -> list[tuple[str, str]]:
-    """(mount point, filesystem type) of every mount, longest mount point first."""
-    mounts: list[tuple[str, str]] = []
-    if sys.platform.startswith("linux"):
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as table:
-            for line in table:
-                fields, _, rest = line.partition(" - ")
-                parts = fields.split()
-                if len(parts) > 4 and rest:
-                    mounts.append((_unescape(parts[4]), rest.split()[0]))
-    elif sys.platform == "darwin":
-        # "//user@server/share on /Volumes/share (smbfs, nodev, nosuid, mounted by user)"
-        output = subprocess.run(["mount"], capture_output=True, text=True, check=False).stdout
-        for line in output.splitlines():
-            where, _, kind = line.rpartition(" (")
-            point = where.partition(" on ")[2]
-            if point and kind:
-                mounts.append((point, kind.split(",")[0].strip()))
-    return sorted(mounts, key=lambda m: len(m[0]), reverse=True)
-
-
-def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash in mount points as octal escapes.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def network_sources(paths: Sequence[str]) -> bool:
-    """True when any of the import's sources is on a network filesystem."""
-    if sys.platform == "win32":
-        return any(p.startswith(("\\\\", "//")) for p in paths)
-    mounts = _mounts()
-    for path in paths:
-        real = os.path.realpath(path)
-        for point, kind in mounts:
-            if real == point or real.startswith(point.rstrip("/") + "/"):
-                if kind in NETWORK_FILESYSTEMS:
-                    return True
-                break
-    return False
+    """True when any of the import's sources is on a network filesystem (the host's mount table)."""
+    return host.current().network_sources(paths)
 
 
 def reads_once(mode: ReadOnce, sources: Sequence[str], archive_root: str) -> bool:

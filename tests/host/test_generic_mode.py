@@ -17,6 +17,7 @@ import pytest
 
 from sidecar import host
 from sidecar.pipeline.bytepool import BytePool
+from sidecar.pipeline.sources import network_sources
 from sidecar.tools.discovery import tied_to_sidecar
 from sidecar.workers import bytework
 from sidecar.workers.bytework import (
@@ -143,7 +144,7 @@ def test_staging_validation_and_the_rest_make_no_linux_call_either(
     with trapped() as calls:
         [staged] = stage_files([StageRequest(str(source), str(tmp_path / "staging" / "a"))])
         [valid] = validate_files([ValidateRequest(str(tmp_path / "staging" / "a"), staged.hash or "")])
-        network = host.current().network_sources([str(source)])
+        network = network_sources([str(source)])  # what the orchestrator asks
         medium = host.current().medium(str(source))
         argv = tied_to_sidecar(["exiftool", "-ver"])
     assert staged.error is None and valid.matches

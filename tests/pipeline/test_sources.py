@@ -2,21 +2,21 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.pipeline import sources
+from sidecar import host
+from sidecar.host.generic import Generic, Mount
 from sidecar.pipeline.sources import ReadOnce, SourceGuard, network_sources, reads_once
 
 
-@pytest.fixture
-def mounts(monkeypatch: pytest.MonkeyPatch) -> None:
-    table = [("/", "ext4"), ("/mnt/nas", "cifs"), ("/mnt/nas/local-usb", "vfat"), ("/srv/nfs", "nfs4")]
-    monkeypatch.setattr(sources, "_mounts", lambda: sorted(table, key=lambda m: len(m[0]), reverse=True))
+def test_network_sources_are_the_hosts_mount_table_s(monkeypatch: pytest.MonkeyPatch):
+    """The mount tables themselves are tested in tests/host."""
 
+    class Table(Generic):
+        def mounts(self) -> list[Mount]:
+            return [Mount("/mnt/nas/local-usb", "vfat"), Mount("/mnt/nas", "cifs"), Mount("/", "ext4")]
 
-def test_the_longest_matching_mount_decides(mounts: None):
-    assert network_sources(["/mnt/nas/photos"])
-    assert network_sources(["/home/a", "/srv/nfs/b"])
-    assert not network_sources(["/mnt/nas/local-usb/DCIM"])
-    assert not network_sources(["/mnt/nasty"])  # a prefix of the name is not the mount
+    monkeypatch.setattr(host, "current", Table)
+    assert network_sources(["/home/a", "/mnt/nas/photos"])
+    assert not network_sources(["/mnt/nas/local-usb/DCIM", "/mnt/nasty"])
 
 
 def test_sources_on_another_filesystem_than_the_archive_are_read_once(tmp_path: Path) -> None:
@@ -31,14 +31,8 @@ def test_sources_on_another_filesystem_than_the_archive_are_read_once(tmp_path: 
     assert not reads_once(ReadOnce.NEVER, [elsewhere], str(archive))
 
 
-def test_this_machines_real_mount_table_is_read(tmp_path: Path):
-    table = sources._mounts()
-    assert ("/proc", "proc") in table
+def test_a_local_folder_is_no_network_source(tmp_path: Path):
     assert not network_sources([str(tmp_path)])
-
-
-def test_octal_escapes_in_mount_points():
-    assert sources._unescape(r"/mnt/my\040disk/ü") == "/mnt/my disk/ü"
 
 
 def test_a_source_is_gone_when_its_input_cannot_be_read_or_is_another_folder_now(tmp_path: Path):
