@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import say, ticker
+from sidecar.api.jobs import JobNotifier
 from sidecar.config import ToolPaths
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext, JobHandler
@@ -40,12 +41,22 @@ from tests.support.archive import add_location, add_media_row
 BITRATE = "16M"
 
 
-def generate(folder: Path, ffmpeg: str, count: int, seconds: float, size: str, rotated: int) -> list[Path]:
+def generate(
+    folder: Path,
+    ffmpeg: str,
+    count: int,
+    seconds: float,
+    size: str,
+    rotated: int,
+    bitrate: str = BITRATE,
+) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     made = []
+    rate = int(bitrate.removesuffix("M"))  # Mbit/s
     for index in range(count):
         portrait = index < rotated
-        path = folder / f"CLIP_{index:04d}_{size}_{seconds:g}s{'_portrait' if portrait else ''}.mov"
+        tags = f"{'' if bitrate == BITRATE else f'_{bitrate}'}{'_portrait' if portrait else ''}"
+        path = folder / f"CLIP_{index:04d}_{size}_{seconds:g}s{tags}.mov"
         if not path.exists():
             tmp = path.with_name(f".{path.stem}.tmp.mov")
             source = [
@@ -59,7 +70,8 @@ def generate(folder: Path, ffmpeg: str, count: int, seconds: float, size: str, r
                 f"sine=frequency={300 + 10 * index}:duration={seconds}",
             ]
             encode = ["-vf", "noise=alls=6:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60"]
-            encode += ["-b:v", BITRATE, "-maxrate", "20M", "-bufsize", "32M", "-pix_fmt", "yuv420p"]
+            encode += ["-b:v", bitrate, "-maxrate", f"{rate * 5 // 4}M", "-bufsize", f"{rate * 2}M"]
+            encode += ["-pix_fmt", "yuv420p"]
             encode += ["-c:a", "aac", "-shortest"]
             _run(ffmpeg, "-nostdin", "-v", "error", "-y", *source, *encode, str(tmp))
             if portrait:
@@ -78,8 +90,11 @@ def _run(*args: str) -> None:
     subprocess.run(args, check=True, stdin=subprocess.DEVNULL)
 
 
-class Events:
+class Events(JobNotifier):
+    """The jobs' events through the real notifier (the handlers call its methods), counted."""
+
     def __init__(self) -> None:
+        super().__init__(self)
         self.counts: dict[str, int] = {}
 
     def emit(self, event: str, payload: dict[str, Any], latest_key: Any = None) -> None:
@@ -93,8 +108,10 @@ async def run_queue(
     handler: JobHandler,
     payloads: Iterable[dict[str, Any]],
     events: Events,
+    archive_root: str | None = None,
 ) -> dict[str, Any]:
-    """All jobs of one queue from their insert to the last one's end, at the queue's concurrency."""
+    """All jobs of one queue from their insert to the last one's end, at the queue's concurrency
+    (`archive_root`: what the thumbnail and bagit handlers write under)."""
     jobs = [NewJob(queue, payload) for payload in payloads]
     done = 0
     all_done = asyncio.Event()
@@ -117,12 +134,10 @@ async def run_queue(
     async def tools() -> Toolset:
         return toolset
 
-    async def archive_root() -> str | None:
-        return None
+    async def root() -> str | None:
+        return archive_root
 
-    scheduler = JobScheduler(
-        JobStore(db), {queue: counted}, tools=tools, archive_root=archive_root, events=events
-    )
+    scheduler = JobScheduler(JobStore(db), {queue: counted}, tools=tools, archive_root=root, events=events)
     lags: list[float] = []
     stop_ticker = asyncio.Event()
     tick_task = asyncio.create_task(ticker(lags, stop_ticker), name="bench-ticker")
