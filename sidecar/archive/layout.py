@@ -58,7 +58,7 @@ def location_folder(archive_root: Path, location: Location) -> Path:
     short = sanitize_name(location.slocnam, sanitize_name(location.locnam, "location"))
     group = _portable(f"{state_code(location.address_state)}-{kind}")
     folder = archive_root / "locations" / group / _portable(f"{short}-{loc12}")
-    limit = host.current().max_path
+    limit = host.current().path_limit(str(archive_root))
     deepest = len(str(folder)) + len(f"/org-misc-{loc12}/") + LONGEST_FILE_NAME
     if limit is not None and deepest > limit:
         raise UnsafeLocation(

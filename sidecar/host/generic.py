@@ -65,7 +65,7 @@ class Generic:
     starts_writeback = False
     # Kernel-side copies to try in order before read/write (each may refuse a pair of files).
     kernel_copies: tuple[str, ...] = ()
-    # The longest full path the OS opens (None: no limit the sidecar could reach).
+    # The longest full path the OS opens (None: no limit the sidecar could reach); see path_limit.
     max_path: int | None = None
 
     # -- durability ---------------------------------------------------------------------------------
@@ -113,6 +113,10 @@ class Generic:
     def kernel_copy(self, method: str, src: int, dst: int, count: int) -> int:
         """Copy up to `count` bytes by one of `kernel_copies`; returns the bytes copied (0: end)."""
         raise NotImplementedError(f"{self.name} has no {method}")
+
+    def path_limit(self, path: str) -> int | None:
+        """The longest full path this OS opens under `path` (None: no limit the sidecar reaches)."""
+        return self.max_path
 
     # -- mounts and media ---------------------------------------------------------------------------
 

@@ -23,6 +23,10 @@ class Windows(Generic):
     # https://learn.microsoft.com/windows/win32/fileio/maximum-file-path-limitation
     max_path = names.MAX_PATH
 
+    def path_limit(self, path: str) -> int | None:
+        """An extended-length path (`\\\\?\\`) has no MAX_PATH limit."""
+        return None if path.startswith(("\\\\?\\", "//?/")) else self.max_path
+
     def flush_folder(self, folder: str | Path) -> None:
         return None
 

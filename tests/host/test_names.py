@@ -142,3 +142,5 @@ def test_on_windows_an_archive_too_deep_for_max_path_is_refused_up_front(monkeyp
     assert len(str(deepest)) == names.MAX_PATH
     with pytest.raises(UnsafeLocation, match="more than win32 allows \\(259\\)"):
         location_folder(too_deep, place)
+    # An extended-length root (\\?\C:\...) opens paths of up to 32 767 characters.
+    assert location_folder(Path("\\\\?\\C:\\" + "r" * 300), place)
