@@ -53,7 +53,11 @@ async def test_cancel_between_pages_leaves_no_copy_of_any_page_behind(
     total = 4 * PAGE_FILES
     for i in range(total):
         write(tmp_path / "many" / f"{i // 500:02d}" / f"IMG_{i:05d}.jpg", 1024, seed=i)
-    start = asyncio.create_task(client.request("import:v2:start", location.start_params(tmp_path / "many")))
+    # The start call's own bound as long as the wait for its step: 8192 files through one hash
+    # worker take more than the default 30 s on a loaded machine (CI beside a benchmark did).
+    start = asyncio.create_task(
+        client.request("import:v2:start", location.start_params(tmp_path / "many"), timeout=180)
+    )
     past_first_page = await client.notification(
         "import:v2:progress",
         lambda p: p["status"] == step and PAGE_FILES < p["filesProcessed"] < total - PAGE_FILES,
