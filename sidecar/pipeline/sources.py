@@ -17,7 +17,7 @@ class ReadOnce(StrEnum):
     auto (the default) reads once when a source is on another filesystem than the archive: a card,
     a drive, a share, where a second read costs the medium's time and, for a card larger than the
     page cache, really happens. A source on the archive's own filesystem is hashed, then cloned
-    (btrfs, xfs, APFS: no read at all, no space) or copied. always/never force it."""
+    (btrfs, xfs: no read at all, no space; not yet on APFS) or copied. always/never force it."""
 
     AUTO = "auto"
     ALWAYS = "always"
