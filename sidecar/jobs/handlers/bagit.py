@@ -63,9 +63,6 @@ from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers import JobContext
 from sidecar.timestamps import now_iso
 
-if sys.platform != "win32":
-    pass
-
 BAG_FOLDER = "_archive"
 BAGIT_TXT = "bagit.txt"
 BAG_INFO = "bag-info.txt"
