@@ -42,6 +42,7 @@ from tests.support.archive import (
     write,
 )
 from tests.support.client import RpcError, SidecarPaths, Spawn
+from tests.support.inotify import IN_ISDIR, IN_OPEN, Inotify
 from tests.support.jobs import RecordedEvents
 from tests.support.media import make_jpeg, make_video
 
@@ -318,19 +319,32 @@ async def test_sources_truncated_grown_or_rewritten_after_hashing_fail_alone_and
 async def test_a_source_folder_removed_mid_scan_is_reported_and_the_counts_add_up(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    """1000 folders of 3 files, the scan writing each folder as it completes (a commit each, so
-    the walk takes seconds); the last folder is removed as the scan starts. Its files are errors (or
-    simply absent), never a crash; every other file is imported, and the result's counts agree with
-    each other and with the rows."""
+    """1000 folders of 3 files, the scan writing each folder as it completes (a commit each); the
+    last folder is removed the moment the scan opens the 500th (inotify), 499 commits before it
+    reaches it. Its files are errors (or simply absent), never a crash; every other file is
+    imported, and the result's counts agree with each other and with the rows."""
     client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
     location = add_location(sidecar_paths.db)
     source = small_images(tmp_path / "src", per_folder=3)
     removed = source / "999"
-    start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=120))
-    await client.notification("import:v2:progress", lambda p: p["status"] == "scanning")
-    shutil.rmtree(removed)
+    gone = asyncio.Event()
 
-    result = await start
+    def on_open(_: Path, name: str, mask: int) -> None:
+        if not name and mask & IN_ISDIR and not gone.is_set():  # the folder itself was listed
+            shutil.rmtree(removed)
+            gone.set()
+
+    inotify = Inotify(on_open)
+    try:
+        inotify.watch(source / "500", IN_OPEN)
+        start = asyncio.create_task(
+            client.request("import:v2:start", location.start_params(source), timeout=120)
+        )
+        async with asyncio.timeout(120):
+            await gone.wait()
+        result = await start
+    finally:
+        inotify.close()
 
     assert result["status"] == "completed", result
     assert result["errors"], "the removal came after the scan: the race this test sets up was lost"
