@@ -62,6 +62,16 @@ def _run(*args: str) -> None:
     subprocess.run(args, check=True, stdin=subprocess.DEVNULL, capture_output=True)
 
 
+def _tiny_h264() -> list[str]:
+    """ffmpeg's arguments up to the output options: a 0.4 s 320x240 test clip, x264."""
+    return [
+        ffmpeg(),
+        *("-nostdin", "-v", "error", "-y", "-f", "lavfi"),
+        *("-i", "testsrc=size=320x240:rate=25:duration=0.4"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+    ]
+
+
 def _jpeg(width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (90, 120, 200)).save(out, "JPEG")
@@ -198,21 +208,7 @@ def make_iphone_dated_mov(path: Path, *, creation_date: str, create_date: str, c
     `-api QuickTimeUTC`, so a zone given with CreateDate is converted to the UTC QuickTime stores."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _run(
-        ffmpeg(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=0.4",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
+        *_tiny_h264(),
         "-metadata",
         f"creation_time={container}",
         str(path),
@@ -294,21 +290,7 @@ def make_avchd_clip(path: Path, *, taken: str, zone_hours: int, dst: bool) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     plain = path.with_name(f".plain-{path.stem}.h264")
     _run(
-        ffmpeg(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=0.4",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
+        *_tiny_h264(),
         "-bsf:v",
         "filter_units=remove_types=6",
         "-f",
