@@ -21,6 +21,7 @@ from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.sources import SourceGuard
 from sidecar.pipeline.stop import ImportFailed, StopSignal
+from sidecar.pipeline.windows import EVERYTHING, Window
 
 # A page ends within about half a second of work, so a stop is noticed quickly.
 PAGE_FILES = 2048
@@ -90,6 +91,8 @@ class RunState:
     jobs_committed: bool = False  # the job queue has new work once the import is done
     from_medium: bool | None = None  # every validation read bypassed the page cache (None: none ran)
     sources: SourceGuard = field(default_factory=SourceGuard)  # run.py captures the inputs at start
+    # A step of the run failed unexpectedly: the steps running beside it stop at their next page.
+    halted: bool = False
 
     def must_stop(self, reason: str | None) -> None:
         if reason is not None and self.stop_reason is None:
@@ -144,13 +147,17 @@ class RunContext:
         writes: bool = True,
         reads_sources: bool = False,
         page_files: int | None = None,
+        window: Window = EVERYTHING,
     ) -> AsyncIterator[list[JournalFile]]:
-        """Pages of the files in `state`, in file order. Raises Cancelled or Interrupted between pages
-        when told to stop; ends early when the archive went away, (for a step that `writes`) when
-        writing must stop, or (for a step that `reads_sources`) when a source is gone."""
-        after = 0
+        """Pages of the window's files in `state`, in file order. Raises Cancelled or Interrupted
+        between pages when told to stop; ends early when the archive went away, when another step
+        failed, (for a step that `writes`) when writing must stop, or (for a step that
+        `reads_sources`) when a source is gone."""
+        after = window.first - 1
         while True:
             self.stop.check()
+            if self.state.halted:
+                return
             if writes and self.state.stop_reason is not None:
                 return
             if reads_sources and self.state.sources.lost is not None:
@@ -163,6 +170,7 @@ class RunContext:
                 state,
                 sidecars=sidecars,
                 after=after,
+                last=window.last,
                 max_files=min(self.page_files, page_files or self.page_files),
                 max_bytes=self.page_bytes,
             )

@@ -31,6 +31,8 @@ class ChunkResult:
     finalized: int
     duplicates: int
     jobs: int
+    # Sidecars of this chunk's files finalized with them, from later pages: (files, bytes).
+    sidecars_with_parents: tuple[int, int] = (0, 0)
 
 
 def display_path(path: str) -> str:
@@ -120,8 +122,10 @@ class Finalizer:
             for f in files
         ]
         await self._journal.update_files(session.session_id, updates, conn)
-        await self._journal.finalize_sidecars_of(conn, session.session_id, sorted(new_ids))
-        return ChunkResult(len(new) + (len(files) - len(media)), len(media) - len(new), jobs)
+        sidecars = await self._journal.finalize_sidecars_of(conn, session.session_id, sorted(new_ids))
+        return ChunkResult(
+            len(new) + (len(files) - len(media)), len(media) - len(new), jobs, (len(sidecars), sum(sidecars))
+        )
 
     async def queue_location_jobs(self, conn: aiosqlite.Connection, session: SessionRecord, now: str) -> int:
         """Per touched location, in the import's last transaction (with its completed status), so a

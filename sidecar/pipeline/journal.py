@@ -17,6 +17,7 @@ from sidecar.db.connection import MAX_VARIABLES, Database, chunked, insert_many
 from sidecar.pipeline.outcome import FileProblem
 from sidecar.pipeline.scanner import Skipped
 from sidecar.pipeline.status import ImportStep
+from sidecar.pipeline.windows import FileLinks
 
 
 class FileState(StrEnum):
@@ -117,7 +118,7 @@ FROM aus_import_files f
 LEFT JOIN aus_import_files p ON p.session_id = f.session_id AND p.file_id = f.parent_id
 LEFT JOIN aus_import_files r ON r.session_id = f.session_id AND r.file_id = f.raw_pair_id
 LEFT JOIN aus_import_files l ON l.session_id = f.session_id AND l.file_id = f.live_pair_id
-WHERE f.session_id = ? AND f.state = ? AND f.file_id > ? AND (f.media_type = 'sidecar') = ?
+WHERE f.session_id = ? AND f.state = ? AND f.file_id > ? AND f.file_id <= ? AND (f.media_type = 'sidecar') = ?
 ORDER BY f.file_id
 LIMIT ?
 """
@@ -180,11 +181,21 @@ class Journal:
             )
 
     async def page(
-        self, session_id: str, state: FileState, *, sidecars: bool, after: int, max_files: int, max_bytes: int
+        self,
+        session_id: str,
+        state: FileState,
+        *,
+        sidecars: bool,
+        after: int,
+        last: int,
+        max_files: int,
+        max_bytes: int,
     ) -> list[JournalFile]:
-        """The next files in `state` after file_id `after`, at most max_files and (past the first
-        file) max_bytes, so every page ends soon enough to notice a cancel."""
-        rows = await self._db.fetch_all(_PAGE_SQL, (session_id, state.value, after, int(sidecars), max_files))
+        """The next files in `state` after file_id `after` up to `last`, at most max_files and (past
+        the first file) max_bytes, so every page ends soon enough to notice a cancel."""
+        rows = await self._db.fetch_all(
+            _PAGE_SQL, (session_id, state.value, after, last, int(sidecars), max_files)
+        )
         page: list[JournalFile] = []
         total = 0
         for r in rows:
@@ -213,6 +224,15 @@ class Journal:
             )
         return page
 
+    async def links(self, session_id: str) -> list[FileLinks]:
+        """Every file's id, size and links, in id order: what windows are cut from."""
+        rows = await self._db.fetch_all(
+            "SELECT file_id, size, parent_id, raw_pair_id, live_pair_id FROM aus_import_files"
+            " WHERE session_id = ? ORDER BY file_id",
+            (session_id,),
+        )
+        return [FileLinks(r[0], r[1], (r[2], r[3], r[4])) for r in rows]
+
     async def update_files(self, session_id: str, updates: Iterable[FileUpdate], conn: Any = None) -> None:
         sql = (
             "UPDATE aus_import_files SET state = ?, hash = COALESCE(?, hash), target = COALESCE(?, target),"
@@ -238,16 +258,21 @@ class Journal:
         async with self._db.transaction() as own:
             await own.executemany(sql, rows)
 
-    async def finalize_sidecars_of(self, conn: Any, session_id: str, parent_ids: Sequence[int]) -> None:
-        """In the caller's transaction: the validated sidecars of these parents are finalized. Named
-        index: without statistics SQLite would walk every file of the session for each chunk."""
+    async def finalize_sidecars_of(self, conn: Any, session_id: str, parent_ids: Sequence[int]) -> list[int]:
+        """In the caller's transaction: the validated sidecars of these parents are finalized; returns
+        their sizes. Named index: without statistics SQLite would walk every file of the session for
+        each chunk."""
+        sizes: list[int] = []
         for chunk in chunked(parent_ids, MAX_VARIABLES):
-            await conn.execute(
+            async with conn.execute(
                 "UPDATE aus_import_files INDEXED BY aus_import_files_sidecars SET state = 'finalized'"
                 " WHERE session_id = ? AND state = 'validated'"
-                f" AND media_type = 'sidecar' AND parent_id IN ({', '.join('?' * len(chunk))})",
+                f" AND media_type = 'sidecar' AND parent_id IN ({', '.join('?' * len(chunk))})"
+                " RETURNING size",
                 (session_id, *chunk),
-            )
+            ) as cursor:
+                sizes.extend(r[0] for r in await cursor.fetchall())
+        return sizes
 
     async def tally(self, session_id: str) -> Tally:
         rows = await self._db.fetch_all(

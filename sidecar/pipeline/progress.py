@@ -5,6 +5,7 @@ every step change and at the end).
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from sidecar.pipeline.events import ImportEvents
 from sidecar.pipeline.outcome import ProgressSnapshot
@@ -15,7 +16,28 @@ MIN_INTERVAL_S = 0.1
 _ETA_MIN_ELAPSED_S = 0.5
 
 
+@dataclass
+class _StepWork:
+    """One step's share of the import: its work in units (see ImportProgress.start) and the files
+    and bytes through it."""
+
+    total: int = 0
+    done: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total > 0 else 0.0
+
+
 class ImportProgress:
+    """Steps may run at once (hash, copy, validate and finalize over successive windows of files);
+    the progress speaks of the import as a whole. `step` and `status` name the earliest step not yet
+    done (the front of the pipeline: while the card is read, `hashing`), files and bytes processed
+    are that step's, and `percent` adds up every step's share of its range, so it moves as any step
+    does and never goes back."""
+
     def __init__(
         self, session_id: str, events: ImportEvents, status: ImportStatus = ImportStatus.PENDING
     ) -> None:
@@ -26,46 +48,57 @@ class ImportProgress:
         self.current_file = ""
         self.files_total = 0
         self.bytes_total = 0
-        self.files_processed = 0
-        self.bytes_processed = 0
         self.duplicates = 0
         self.errors = 0
         self.percent = 0.0
-        # What the current step has to do, to turn its progress into a fraction of its range.
-        self._step_work = 0
-        self._step_done = 0
+        self._work: dict[ImportStep, _StepWork] = {}
         self._eta_origin: tuple[float, float] | None = None  # (time, percent) where measuring began
         self._last_sent = 0.0
         self._deferred: asyncio.TimerHandle | None = None
 
+    @property
+    def files_processed(self) -> int:
+        return self._reported().files
+
+    @property
+    def bytes_processed(self) -> int:
+        return self._reported().bytes
+
     # -- changes ---------------------------------------------------------------------------
 
-    def begin_step(self, step: ImportStep, *, work: int, files_processed: int, bytes_processed: int) -> None:
-        """Enter `step` with `work` units (bytes, or files for scan/finalize) still to do."""
+    def start(self, step: ImportStep, *, total: int, done: int = 0, files: int = 0, size: int = 0) -> None:
+        """`step` has `total` units of work (input paths for the scan, files for the finalize, a file's
+        bytes plus one for the byte steps, so empty files count too), `done` of them done already, by
+        `files` files of `size` bytes."""
+        self._work[step] = _StepWork(total, done, files, size)
+        self._update_percent()
+
+    def report(self, step: ImportStep) -> None:
+        """`step` is now the earliest one with work left: the status says so, at once."""
         self.step = step
         self.status = step.status
-        self._step_work = max(work, 0)
-        self._step_done = 0
-        self.files_processed = files_processed
-        self.bytes_processed = bytes_processed
         self.current_file = ""
-        self._raise_percent(step.percent_range[0])
+        self._update_percent()
         if step is ImportStep.HASH and self._eta_origin is None:
             self._eta_origin = (time.monotonic(), self.percent)
         self.publish(force=True)
 
     def advance(
-        self, *, work: int = 0, files: int = 0, size: int = 0, current_file: str | None = None
+        self,
+        step: ImportStep,
+        *,
+        work: int = 0,
+        files: int = 0,
+        size: int = 0,
+        current_file: str | None = None,
     ) -> None:
-        self._step_done += work
-        self.files_processed += files
-        self.bytes_processed += size
-        if current_file is not None:
+        work_of_step = self._work.setdefault(step, _StepWork())
+        work_of_step.done += work
+        work_of_step.files += files
+        work_of_step.bytes += size
+        if current_file is not None and step is self.step:
             self.current_file = current_file
-        if self.step is not None:
-            low, high = self.step.percent_range
-            fraction = min(self._step_done / self._step_work, 1.0) if self._step_work else 0.0
-            self._raise_percent(low + (high - low) * fraction)
+        self._update_percent()
         self.publish()
 
     def count(self, *, duplicates: int = 0, errors: int = 0) -> None:
@@ -124,6 +157,20 @@ class ImportProgress:
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
+
+    def _reported(self) -> _StepWork:
+        return self._work.get(self.step, _StepWork()) if self.step is not None else _StepWork()
+
+    def _update_percent(self) -> None:
+        """Steps before the reported one are done; each later one adds its fraction of its range."""
+        if self.step is None:
+            return
+        value = self.step.percent_range[0]
+        for step, work in self._work.items():
+            if step >= self.step:
+                low, high = step.percent_range
+                value += (high - low) * work.fraction
+        self._raise_percent(value)
 
     def _raise_percent(self, value: float) -> None:
         self.percent = min(max(self.percent, value), 100.0)

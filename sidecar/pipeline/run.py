@@ -1,20 +1,30 @@
 """One import session carried through its steps, from wherever its journal says it got to.
 
-This only sequences: each step is a module of `steps/` that pages through the files still in its
-input state and commits each page once (`pages.run_pages`). A crash loses at most the pages in
-flight, which a resume redoes (a copy in place with the right content is kept).
+After the scan, the files go through hash → copy → validate → finalize window by window (see
+`windows.py`), and the steps overlap: while one window is read from the source, the one before it
+is copied, the one before that validated and committed, and its background jobs start. Each step
+is a module of `steps/` that pages through a window's files still in its input state and commits
+each page once (`pages.run_pages`); a step starts a window only once the step before it finished
+that window, and runs at most one window ahead of the step after it (bounded staging and memory).
+A crash loses at most the pages in flight, which a resume redoes (a copy in place with the right
+content is kept).
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from sidecar import fs
 from sidecar.pipeline.context import RunContext
+from sidecar.pipeline.journal import FileState
 from sidecar.pipeline.sources import SourceGuard
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps import copy, finalize, lost, scan, validate
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.stop import ImportFailed
+from sidecar.pipeline.windows import Window, cut
+
+StepRun = Callable[[RunContext, Window], Awaitable[None]]
 
 
 async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: None) -> None:
@@ -30,18 +40,123 @@ async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: N
         # the journal.
         folders = [*await ctx.journal.target_folders(ctx.sid), *ctx.media_folders()]
         await asyncio.to_thread(fs.sweep_temps, folders)
-    await hashing.run(ctx)
-    await copy.run(ctx)
-    await validate.run(ctx)
+    steps: list[tuple[ImportStep, StepRun]] = [
+        (ImportStep.HASH, hashing.run),
+        (ImportStep.COPY, partial(copy.run, targets=copy.Targets(ctx))),
+        (ImportStep.VALIDATE, validate.run),
+        (ImportStep.FINALIZE, finalize.run),
+    ]
     try:
-        await finalize.run(ctx)
+        await _Pipeline(ctx, steps, cut(await ctx.journal.links(ctx.sid)), jobs_added).run()
     finally:
-        # The queue starts on them once the import is done with the disks and the database (jobs
-        # running beside the finalize slowed it by a fifth); after a failure too.
         if ctx.state.jobs_committed:
-            jobs_added()
+            jobs_added()  # after a failure too: what was committed has its jobs
     if ctx.state.sources.lost is not None:
         unread = await lost.mark_unread(ctx, ctx.state.sources.lost)
         raise ImportFailed(lost.stop_message(ctx.state.sources.lost, unread))
     if ctx.state.stop_reason is not None:
         raise ImportFailed(ctx.state.stop_reason)
+
+
+class _Pipeline:
+    def __init__(
+        self,
+        ctx: RunContext,
+        steps: Sequence[tuple[ImportStep, StepRun]],
+        windows: Sequence[Window],
+        jobs_added: Callable[[], None],
+    ) -> None:
+        self._ctx = ctx
+        self._steps = steps
+        self._windows = windows
+        self._jobs_added = jobs_added
+        self._finished = [0] * len(steps)  # windows each step is done with
+        self._complete = [False] * len(steps)  # the step went through every window
+        self._moved = asyncio.Condition()
+        self._reported = -1  # the step the progress and the session row name
+        self._announcing = asyncio.Lock()
+
+    async def run(self) -> None:
+        await _begin(self._ctx)
+        await self._announce()
+        outcomes = await asyncio.gather(
+            *(self._run_step(i) for i in range(len(self._steps))), return_exceptions=True
+        )
+        # The earliest step's error is the cause: a step after it only stopped because it did.
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _run_step(self, index: int) -> None:
+        _, run_step = self._steps[index]
+        try:
+            for k, window in enumerate(self._windows):
+                async with self._moved:
+                    await self._moved.wait_for(partial(self._may_start, index, k))
+                await run_step(self._ctx, window)
+                await self._done_with(index, k + 1)
+                if index == len(self._steps) - 1 and self._ctx.state.jobs_committed:
+                    self._jobs_added()  # its jobs start while later windows are still read
+            self._complete[index] = True
+        except BaseException:
+            self._ctx.state.halted = True  # the other steps stop at their next page
+            raise
+        finally:
+            # The steps after it go on with what it finished (validating and committing what was
+            # copied when writing had to stop), or stop at once when halted.
+            await self._done_with(index, len(self._windows))
+        await self._announce()
+
+    def _may_start(self, index: int, window: int) -> bool:
+        """The step before is done with the window, and the step after at most one behind."""
+        last = len(self._steps) - 1
+        return (index == 0 or self._finished[index - 1] > window) and (
+            index == last or self._finished[index + 1] >= window - 1
+        )
+
+    async def _done_with(self, index: int, windows: int) -> None:
+        async with self._moved:
+            self._finished[index] = windows
+            self._moved.notify_all()
+
+    async def _announce(self) -> None:
+        """The session row, then the progress, name the earliest step with work left."""
+        async with self._announcing:
+            earliest = next((i for i, done in enumerate(self._complete) if not done), len(self._steps) - 1)
+            if earliest <= self._reported:
+                return
+            self._reported = earliest
+            step, _ = self._steps[earliest]
+            ctx = self._ctx
+            tally = await ctx.journal.tally(ctx.sid)
+            await ctx.sessions.set_status(ctx.sid, step.status, last_step=step, tally=tally)
+            ctx.progress.report(step)
+
+
+async def _begin(ctx: RunContext) -> None:
+    """The progress of every step from the journal: what is done already (a resume) and what is left."""
+    if ctx.archive.lost_reason is not None:
+        raise ImportFailed(ctx.archive.lost_reason)
+    tally = await ctx.journal.tally(ctx.sid)
+    total_files = tally.count(*FileState) - tally.failed_by_step.get(ImportStep.SCAN, 0)
+    total_bytes = tally.size(*FileState)
+    progress = ctx.progress
+    progress.set_totals(total_files, total_bytes)
+    progress.duplicates = tally.count(FileState.DUPLICATE, sidecars=False)
+    progress.errors = tally.count(FileState.FAILED)
+    waiting = [FileState.SCANNED]  # the states whose files a step has still to see
+    for step, next_state in (
+        (ImportStep.HASH, FileState.HASHED),
+        (ImportStep.COPY, FileState.COPIED),
+        (ImportStep.VALIDATE, FileState.VALIDATED),
+        (ImportStep.FINALIZE, None),
+    ):
+        files_done = total_files - tally.count(*waiting)
+        bytes_done = total_bytes - tally.size(*waiting)
+        if step is ImportStep.FINALIZE:
+            progress.start(step, total=total_files, done=files_done, files=files_done, size=bytes_done)
+        else:  # see common.work_of
+            total, done = total_bytes + total_files, bytes_done + files_done
+            progress.start(step, total=total, done=done, files=files_done, size=bytes_done)
+        if next_state is not None:
+            waiting.append(next_state)

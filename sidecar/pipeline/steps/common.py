@@ -1,44 +1,30 @@
-"""What the byte steps share: entering a step (session row, then progress), byte work with live
-per-file progress, and counting what a committed page changed."""
+"""What the byte steps share: byte work with live per-file progress, and counting what a committed
+page changed (a file that ends at one step is done for every step after it)."""
 
 import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from sidecar.archive.media import MediaType
 from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.status import ImportStep
-from sidecar.pipeline.stop import ImportFailed
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+# What a step does with a file that has not reached it yet, once the file ends early.
+_ENDED = (FileState.DUPLICATE, FileState.FAILED)
 
-async def enter(ctx: RunContext, step: ImportStep, work_state: FileState, *, by_files: bool = False) -> None:
-    """Start `step` over the files in `work_state`: the session row first (what the app reads after
-    an event must already be true), then the progress with what is done and what is left."""
-    if ctx.archive.lost_reason is not None:
-        raise ImportFailed(ctx.archive.lost_reason)
-    tally = await ctx.journal.tally(ctx.sid)
-    total_files = tally.count(*FileState) - tally.failed_by_step.get(ImportStep.SCAN, 0)
-    total_bytes = tally.size(*FileState)
-    left_files = tally.count(work_state)
-    left_bytes = tally.size(work_state)
-    await ctx.sessions.set_status(ctx.sid, step.status, last_step=step, tally=tally)
-    progress = ctx.progress
-    progress.set_totals(total_files, total_bytes)
-    progress.duplicates = tally.count(FileState.DUPLICATE, sidecars=False)
-    progress.errors = tally.count(FileState.FAILED)
-    progress.begin_step(
-        step,
-        work=left_files if by_files else left_bytes,
-        files_processed=total_files - left_files,
-        bytes_processed=total_bytes - left_bytes,
-    )
+
+def work_of(file: JournalFile) -> int:
+    """A file's work for a byte step's progress: its bytes, plus one so that empty files count."""
+    return file.size + 1
 
 
 async def byte_work(
     ctx: RunContext,
+    step: ImportStep,
     fn: Callable[[list[T]], list[R]],
     page: Sequence[JournalFile],
     items: Sequence[T],
@@ -50,7 +36,7 @@ async def byte_work(
     def done(index: int, _: object) -> None:
         file = page[index]
         ctx.progress.advance(
-            work=file.size, files=1, size=file.size, current_file=os.path.basename(file.path)
+            step, work=work_of(file), files=1, size=file.size, current_file=os.path.basename(file.path)
         )
 
     return await ctx.pool.run(
@@ -67,9 +53,28 @@ def failed(file: JournalFile, step: ImportStep, message: str) -> FileUpdate:
     return FileUpdate(file.file_id, FileState.FAILED, error_step=step, error=message)
 
 
-def count(ctx: RunContext, updates: Sequence[FileUpdate]) -> None:
-    """Progress counts of what a committed page changed."""
+def count(
+    ctx: RunContext, step: ImportStep, page: Sequence[JournalFile], updates: Sequence[FileUpdate]
+) -> None:
+    """Progress counts of what a committed page of `step` changed: duplicates and errors, and the
+    files that ended here, which the later steps will never see."""
+    by_id = {f.file_id: f for f in page}
+    ended = [(u.state, by_id[u.file_id]) for u in updates if u.state in _ENDED]
     ctx.progress.count(
-        duplicates=sum(1 for u in updates if u.state is FileState.DUPLICATE),
-        errors=sum(1 for u in updates if u.state is FileState.FAILED),
+        # A sidecar follows its parent: it is not a duplicate of its own (as in the result's counts).
+        duplicates=sum(
+            1 for state, f in ended if state is FileState.DUPLICATE and f.media_type is not MediaType.SIDECAR
+        ),
+        errors=sum(1 for state, _ in ended if state is FileState.FAILED),
     )
+    for later in ImportStep:
+        if later > step:
+            skip(ctx, later, [f for _, f in ended])
+
+
+def skip(ctx: RunContext, step: ImportStep, files: Sequence[JournalFile]) -> None:
+    """`files` count as done for `step` without going through it."""
+    if not files:
+        return
+    work = len(files) if step is ImportStep.FINALIZE else sum(work_of(f) for f in files)
+    ctx.progress.advance(step, work=work, files=len(files), size=sum(f.size for f in files))

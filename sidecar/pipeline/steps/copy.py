@@ -20,7 +20,8 @@ from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
-from sidecar.pipeline.steps.common import byte_work, count, enter, failed
+from sidecar.pipeline.steps.common import byte_work, count, failed, skip
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.workers.bytework import CopyOutcome, CopyRequest, copy_files
 
 
@@ -28,30 +29,33 @@ from sidecar.workers.bytework import CopyOutcome, CopyRequest, copy_files
 class Copied:
     updates: list[FileUpdate]
     made: list[str]  # files this page created in the archive
+    settled: list[JournalFile]  # files whose fate was decided without a copy (they follow a parent)
     archive_moved: bool  # made after the archive went away: not in the archive, not to be recorded
 
 
-async def run(ctx: RunContext) -> None:
-    await enter(ctx, ImportStep.COPY, FileState.HASHED)
-    targets = Targets(ctx)
+async def run(ctx: RunContext, window: Window = EVERYTHING, targets: "Targets | None" = None) -> None:
+    targets = targets or Targets(ctx)
     step = PageStep(
         ImportStep.COPY, partial(_copy, ctx, targets), partial(_record, ctx), partial(_recorded, ctx)
     )
     for sidecars in (False, True):
         # Sidecars after every parent's page is committed: they follow their parent's target.
-        pages = ctx.pages(FileState.HASHED, sidecars=sidecars)
+        pages = ctx.pages(FileState.HASHED, sidecars=sidecars, window=window)
         await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _copy(ctx: RunContext, targets: "Targets", page: list[JournalFile]) -> Copied:
     planned, updates = await asyncio.to_thread(targets.plan, page)
+    decided = {u.file_id for u in updates}
+    settled = [f for f in page if f.file_id in decided]
     if ctx.state.sources.lost is not None:
         # The card is gone: what was staged from it is still copied in; the rest stays hashed.
         planned = [(f, request) for f, request in planned if request.source != f.path]
     made: list[str] = []
     if planned:
         requests = [request for _, request in planned]
-        outcomes = await byte_work(ctx, copy_files, [f for f, _ in planned], requests, _copy_failure)
+        files = [f for f, _ in planned]
+        outcomes = await byte_work(ctx, ImportStep.COPY, copy_files, files, requests, _copy_failure)
         failed_reads = [r.source for r, o in zip(requests, outcomes, strict=True) if o.error_kind == "source"]
         # A source that failed a read may be gone as a whole (the card pulled): then its files were
         # not read rather than bad, and stay hashed for the resume (see steps/lost.py).
@@ -66,7 +70,7 @@ async def _copy(ctx: RunContext, targets: "Targets", page: list[JournalFile]) ->
             update = _copied(ctx, file, request.target, outcome)
             if update is not None:
                 updates.append(update)
-    return Copied(updates, made, await asyncio.to_thread(ctx.archive.moved))
+    return Copied(updates, made, settled, await asyncio.to_thread(ctx.archive.moved))
 
 
 async def _record(ctx: RunContext, conn: Any, _: list[JournalFile], copied: Copied) -> Copied:
@@ -84,7 +88,8 @@ async def _recorded(ctx: RunContext, page: list[JournalFile], copied: Copied) ->
         ctx.state.must_stop(ctx.archive.lost_reason)
         await asyncio.to_thread(fs.remove_files, copied.made)
         return
-    count(ctx, copied.updates)
+    skip(ctx, ImportStep.COPY, copied.settled)
+    count(ctx, ImportStep.COPY, page, copied.updates)
 
 
 def _copied(ctx: RunContext, file: JournalFile, target: str, outcome: CopyOutcome) -> FileUpdate | None:

@@ -11,17 +11,19 @@ from sidecar.pipeline.finalizer import CHUNK_FILES, ChunkResult
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
-from sidecar.pipeline.steps.common import enter, failed
+from sidecar.pipeline.steps.common import failed
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.timestamps import now_iso
 
 
-async def run(ctx: RunContext) -> None:
-    await enter(ctx, ImportStep.FINALIZE, FileState.VALIDATED, by_files=True)
+async def run(ctx: RunContext, window: Window = EVERYTHING) -> None:
     step = PageStep(ImportStep.FINALIZE, _orphans, partial(_record, ctx), partial(_recorded, ctx))
     for sidecars in (False, True):
         # Sidecars after their parents: one beside its parent is kept only if the parent got its row.
         # What was validated is committed even when writing copies had to stop (disk full).
-        pages = ctx.pages(FileState.VALIDATED, sidecars=sidecars, writes=False, page_files=CHUNK_FILES)
+        pages = ctx.pages(
+            FileState.VALIDATED, sidecars=sidecars, writes=False, page_files=CHUNK_FILES, window=window
+        )
         await run_pages(ctx.db, pages, step, ctx.stop, overlap=False)
 
 
@@ -54,5 +56,8 @@ async def _recorded(
     orphans, result = recorded
     if result.jobs:
         ctx.state.jobs_committed = True
-    ctx.progress.advance(work=len(page), files=len(page), size=sum(f.size for f in page))
+    files, size = len(page) + result.sidecars_with_parents[0], sum(f.size for f in page)
+    ctx.progress.advance(
+        ImportStep.FINALIZE, work=files, files=files, size=size + result.sidecars_with_parents[1]
+    )
     ctx.progress.count(duplicates=result.duplicates, errors=len(orphans))

@@ -20,7 +20,8 @@ from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
-from sidecar.pipeline.steps.common import byte_work, count, enter, failed
+from sidecar.pipeline.steps.common import byte_work, count, failed
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.workers.bytework import HashOutcome, StageOutcome, StageRequest, hash_files, stage_files
 
 
@@ -32,11 +33,10 @@ class Read:
     error_kind: str | None
 
 
-async def run(ctx: RunContext) -> None:
-    await enter(ctx, ImportStep.HASH, FileState.SCANNED)
+async def run(ctx: RunContext, window: Window = EVERYTHING) -> None:
     step = PageStep(ImportStep.HASH, partial(_read, ctx), partial(_record, ctx), partial(_recorded, ctx))
     for sidecars in (False, True):
-        pages = ctx.pages(FileState.SCANNED, sidecars=sidecars, reads_sources=True)
+        pages = ctx.pages(FileState.SCANNED, sidecars=sidecars, reads_sources=True, window=window)
         await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
@@ -60,7 +60,7 @@ async def _read(ctx: RunContext, page: list[JournalFile]) -> list[Read]:
 async def _hash(ctx: RunContext, files: list[JournalFile]) -> list[Read]:
     if not files:
         return []
-    hashes = await byte_work(ctx, hash_files, files, [f.path for f in files], _hash_failure)
+    hashes = await byte_work(ctx, ImportStep.HASH, hash_files, files, [f.path for f in files], _hash_failure)
     return [Read(o.hash, o.error, None if o.error is None else "source") for o in hashes]
 
 
@@ -70,7 +70,9 @@ async def _stage(ctx: RunContext, files: list[JournalFile]) -> list[Read]:
         return []
     requests = [StageRequest(f.path, ctx.staged(f)) for f in files]
     in_flight = 1 if ctx.network else None
-    staged = await byte_work(ctx, stage_files, files, requests, _stage_failure, max_in_flight=in_flight)
+    staged = await byte_work(
+        ctx, ImportStep.HASH, stage_files, files, requests, _stage_failure, max_in_flight=in_flight
+    )
     return [Read(o.hash, o.error, o.error_kind) for o in staged]
 
 
@@ -111,7 +113,7 @@ async def _classify(
 
 
 async def _recorded(ctx: RunContext, page: list[JournalFile], updates: list[FileUpdate]) -> None:
-    count(ctx, updates)
+    count(ctx, ImportStep.HASH, page, updates)
     if ctx.read_once:  # staged copies of files that will not be copied are not needed
         dropped = {u.file_id for u in updates if u.state is not FileState.HASHED}
         await asyncio.to_thread(fs.remove_files, [ctx.staged(f) for f in page if f.file_id in dropped])

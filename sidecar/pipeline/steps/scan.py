@@ -23,7 +23,8 @@ async def run(ctx: RunContext) -> None:
     await ctx.journal.restart_scan(ctx.sid)
     paths = ctx.session.source_paths
     await ctx.sessions.set_status(ctx.sid, ImportStep.SCAN.status, last_step=ImportStep.SCAN)
-    ctx.progress.begin_step(ImportStep.SCAN, work=len(paths), files_processed=0, bytes_processed=0)
+    ctx.progress.start(ImportStep.SCAN, total=len(paths))
+    ctx.progress.report(ImportStep.SCAN)
     items = scan(paths, ctx.session.archive_root, lambda: ctx.stop.is_set)
     folder: list[ScanItem] = []
     next_id = 1
@@ -80,9 +81,10 @@ async def _record_folder(ctx: RunContext, items: Sequence[ScanItem], next_id: in
     progress = ctx.progress
     for item in items:
         if isinstance(item, ScannedFile):
-            progress.advance(files=1, size=item.size, current_file=os.path.basename(item.path))
+            name = os.path.basename(item.path)
+            progress.advance(ImportStep.SCAN, files=1, size=item.size, current_file=name)
         elif isinstance(item, InputDone):
-            progress.advance(work=1)
+            progress.advance(ImportStep.SCAN, work=1)
     progress.count(errors=errors)
     found = [r for r in rows if r.state is FileState.SCANNED]
     progress.set_totals(progress.files_total + len(found), progress.bytes_total + sum(r.size for r in found))

@@ -13,7 +13,8 @@ from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
-from sidecar.pipeline.steps.common import byte_work, count, enter, failed
+from sidecar.pipeline.steps.common import byte_work, count, failed
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.workers.bytework import (
     CopyOutcome,
     CopyRequest,
@@ -30,19 +31,18 @@ class Validated:
     archive_moved: bool  # the copies were not missing, the archive was: they stay copied
 
 
-async def run(ctx: RunContext) -> None:
-    await enter(ctx, ImportStep.VALIDATE, FileState.COPIED)
+async def run(ctx: RunContext, window: Window = EVERYTHING) -> None:
     step = PageStep(
         ImportStep.VALIDATE, partial(_validate, ctx), partial(_record, ctx), partial(_recorded, ctx)
     )
     for sidecars in (False, True):
-        pages = ctx.pages(FileState.COPIED, sidecars=sidecars, writes=False)
+        pages = ctx.pages(FileState.COPIED, sidecars=sidecars, writes=False, window=window)
         await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _validate(ctx: RunContext, page: list[JournalFile]) -> Validated:
     requests = [ValidateRequest(f.target or "", f.hash or "") for f in page]
-    outcomes = await byte_work(ctx, validate_files, page, requests, _validate_failure)
+    outcomes = await byte_work(ctx, ImportStep.VALIDATE, validate_files, page, requests, _validate_failure)
     reads = [o.from_medium for o in outcomes if o.error is None]
     if reads:
         ctx.state.from_medium = ctx.state.from_medium is not False and all(reads)
@@ -91,8 +91,8 @@ async def _record(
     return updates
 
 
-async def _recorded(ctx: RunContext, _: list[JournalFile], updates: list[FileUpdate]) -> None:
-    count(ctx, updates)
+async def _recorded(ctx: RunContext, page: list[JournalFile], updates: list[FileUpdate]) -> None:
+    count(ctx, ImportStep.VALIDATE, page, updates)
 
 
 def _validate_failure(_: object, message: str) -> ValidateOutcome:

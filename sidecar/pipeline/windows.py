@@ -1,0 +1,80 @@
+"""How an import's files are cut into windows: runs of file ids that go through hash, copy,
+validate and finalize together, so the first files are archived (rows, counts, background jobs)
+while later ones are still being read.
+
+A window never separates files that belong together (a sidecar and its parent, a RAW+JPEG pair, a
+Live Photo's image and video): copying a sidecar needs its parent's target, and a pair's jobs need
+both hashes. The scan numbers files folder by folder and links only within a folder, so a window
+edge is allowed wherever no link crosses it.
+
+Windows grow: the first is small, so the first thumbnails come within seconds of the start; later
+ones are larger, so the per-window work (one round of step starts and commits) stays small beside
+the bytes.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The first window, and the most any window grows to (files, bytes): a window's staged reads sit on
+# the archive's disk until it is copied, and two windows are in flight at most.
+FIRST_FILES = 64
+FIRST_BYTES = 64 << 20
+MAX_FILES = 4096
+MAX_BYTES = 2 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """File ids `first`..`last`, both included."""
+
+    first: int
+    last: int
+
+
+# The whole import as one window: what the steps do when run on their own.
+EVERYTHING = Window(0, 2**62)
+
+
+@dataclass(frozen=True, slots=True)
+class FileLinks:
+    file_id: int
+    size: int
+    linked: tuple[int | None, ...]  # parent, RAW+JPEG partner, Live Photo partner
+
+
+def cut(
+    files: Sequence[FileLinks],
+    *,
+    first_files: int = FIRST_FILES,
+    first_bytes: int = FIRST_BYTES,
+    max_files: int = MAX_FILES,
+    max_bytes: int = MAX_BYTES,
+) -> list[Window]:
+    """Windows over `files` (in file id order) that no link crosses, each the size of the one before
+    it doubled, from (`first_files`, `first_bytes`) up to (`max_files`, `max_bytes`); a window closes
+    once it reaches either limit at an edge no link crosses."""
+    # A link spans the ids between its two ends, whichever end names the other.
+    spans: dict[int, int] = {}
+    for f in files:
+        for other in f.linked:
+            if other is not None:
+                low, high = min(f.file_id, other), max(f.file_id, other)
+                spans[low] = max(spans.get(low, low), high)
+    windows: list[Window] = []
+    limit_files, limit_bytes = first_files, first_bytes
+    start: int | None = None
+    count = nbytes = reach = 0
+    for f in files:
+        if start is None:
+            start, count, nbytes = f.file_id, 0, 0
+        count += 1
+        nbytes += f.size
+        reach = max(reach, spans.get(f.file_id, f.file_id))  # no edge before a link's far end
+        if reach <= f.file_id and (count >= limit_files or nbytes >= limit_bytes):
+            windows.append(Window(start, f.file_id))
+            start = None
+            limit_files = min(limit_files * 2, max_files)
+            limit_bytes = min(limit_bytes * 2, max_bytes)
+    if start is not None:
+        windows.append(Window(start, files[-1].file_id))
+    return windows

@@ -1,0 +1,94 @@
+"""The steps overlapping over windows of files (sidecar/pipeline/run.py), in process: the first
+files' rows and jobs are committed while later files are still read, the outcome is that of one
+window over everything, the progress speaks of the whole, and a stop at any commit of any step,
+then a resume, ends as an uninterrupted run."""
+
+import contextlib
+import itertools
+from functools import partial
+
+import pytest
+
+from sidecar.pipeline import failpoints, progress, run
+from sidecar.pipeline.run import run_import
+from sidecar.pipeline.status import ImportStatus, ImportStep
+from sidecar.pipeline.stop import Interrupted
+from sidecar.pipeline.windows import EVERYTHING, cut
+from tests.support.imports import NewHarness, stop_at
+
+# 13 files on the card: windows of 2, then 4.
+SMALL_WINDOWS = partial(cut, first_files=2, max_files=4)
+
+
+@pytest.fixture
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "cut", SMALL_WINDOWS)
+
+
+async def _one_window_outcome(new_harness: NewHarness, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    with monkeypatch.context() as patch:
+        patch.setattr(run, "cut", lambda files: [EVERYTHING] if files else [])
+        reference = await new_harness()
+        await run_import(await reference.context())
+    return await reference.snapshot()
+
+
+async def test_jobs_are_committed_while_later_files_are_read_and_the_outcome_is_one_window_s(
+    new_harness: NewHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = await _one_window_outcome(new_harness, monkeypatch)
+    monkeypatch.setattr(run, "cut", SMALL_WINDOWS)
+    harness = await new_harness()
+    ctx = await harness.context()
+    steps_at_jobs: list[ImportStep | None] = []
+    await run_import(ctx, lambda: steps_at_jobs.append(ctx.progress.step))
+    assert await harness.snapshot() == expected
+    # Called per committed window, and first while the card was still being read.
+    assert len(steps_at_jobs) >= 3 and steps_at_jobs[0] is ImportStep.HASH, steps_at_jobs
+
+
+async def test_progress_names_the_front_step_and_its_percent_counts_every_step(
+    new_harness: NewHarness, small_windows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "MIN_INTERVAL_S", 0.0)  # every change is an event
+    harness = await new_harness()
+    await run_import(await harness.context())
+    events = harness.events.progress_events
+    percents = [e.percent for e in events]
+    assert percents == sorted(percents), "percent went backwards"
+    statuses = [e.status for n, e in enumerate(events) if n == 0 or e.status != events[n - 1].status]
+    assert statuses == [
+        ImportStatus.SCANNING,
+        ImportStatus.HASHING,
+        ImportStatus.COPYING,
+        ImportStatus.VALIDATING,
+        ImportStatus.FINALIZING,
+    ]
+    # While the card is read, the copies, checks and commits of earlier windows move the bar too.
+    assert any(e.status is ImportStatus.HASHING and e.percent > 40 for e in events), percents
+    last = events[-1]
+    assert last.files_processed == last.files_total and last.bytes_processed == last.bytes_total
+    assert last.duplicates == 2
+
+
+@pytest.mark.parametrize(
+    "point", ["hash.commit.inside", "copy.commit.after", "validate.commit.before", "finalize.commit.inside"]
+)
+async def test_a_stop_at_any_commit_of_any_step_then_a_resume_ends_as_an_uninterrupted_run(
+    new_harness: NewHarness, small_windows: None, point: str
+) -> None:
+    reference = await new_harness()
+    await run_import(await reference.context())
+    expected = await reference.snapshot()
+    for nth in itertools.count(1):
+        harness = await new_harness()
+        stop_at(point, nth)
+        ctx = await harness.context()
+        with contextlib.suppress(Interrupted):  # a stop after the last commit: the run completes
+            await run_import(ctx)
+        failpoints.disarm()
+        if not ctx.stop.is_set:
+            break
+        await run_import(await harness.context())  # the resume
+        assert await harness.snapshot() == expected, f"stopped at {point} #{nth}"
+    assert nth > 3, f"{point} was reached only {nth - 1} times"

@@ -1,0 +1,60 @@
+"""Windows of files: they cover every file once, in order, never separate linked files, and grow."""
+
+import random
+
+from sidecar.pipeline.windows import FileLinks, Window, cut
+
+
+def _files(n: int, size: int = 1, links: dict[int, int] | None = None) -> list[FileLinks]:
+    links = links or {}
+    return [FileLinks(i, size, (links.get(i), None, None)) for i in range(1, n + 1)]
+
+
+def _covered(windows: list[Window]) -> list[int]:
+    return [i for w in windows for i in range(w.first, w.last + 1)]
+
+
+def test_windows_cover_every_file_once_in_order_and_double_up_to_the_cap() -> None:
+    windows = cut(_files(1000), first_files=10, max_files=80)
+    assert _covered(windows) == list(range(1, 1001))
+    sizes = [w.last - w.first + 1 for w in windows]
+    assert sizes[:5] == [10, 20, 40, 80, 80]
+    assert max(sizes) == 80
+
+
+def test_bytes_close_a_window_as_files_do() -> None:
+    windows = cut(_files(10, size=100), first_files=1000, first_bytes=250, max_bytes=1000)
+    assert [(w.first, w.last) for w in windows] == [(1, 3), (4, 8), (9, 10)]
+
+
+def test_no_window_separates_a_file_from_what_it_links_to_either_way() -> None:
+    # 4 names its parent 12 (a sidecar before its parent); 20 names 15 (after it).
+    windows = cut(_files(30, links={4: 12, 20: 15}), first_files=2, max_files=2)
+    for low, high in ((4, 12), (15, 20)):
+        holding = [w for w in windows if w.first <= low <= w.last]
+        assert holding and holding[0].first <= high <= holding[0].last, windows
+    assert _covered(windows) == list(range(1, 31))
+
+
+def test_random_links_within_folders_are_never_cut() -> None:
+    rng = random.Random(7)
+    files: list[FileLinks] = []
+    file_id = 0
+    for _ in range(200):  # folders of 1-30 files, links only within a folder, as the scan makes them
+        first = file_id + 1
+        count = rng.randint(1, 30)
+        for _ in range(count):
+            file_id += 1
+            other = rng.randint(first, first + count - 1) if rng.random() < 0.3 else None
+            files.append(FileLinks(file_id, rng.randint(0, 1000), (other, None, None)))
+    windows = cut(files, first_files=3, max_files=50)
+    assert _covered(windows) == [f.file_id for f in files]
+    window_of = {i: n for n, w in enumerate(windows) for i in range(w.first, w.last + 1)}
+    for f in files:
+        for other in f.linked:
+            if other is not None:
+                assert window_of[other] == window_of[f.file_id]
+
+
+def test_no_files_no_windows() -> None:
+    assert cut([]) == []
