@@ -42,6 +42,12 @@ class Darwin(Generic):
         output = subprocess.run(["/sbin/mount"], capture_output=True, text=True, check=False).stdout
         return parse_mount_output(output)
 
+    def lower_thread_priority(self) -> None:
+        """Left as it is: macOS's setpriority(PRIO_PROCESS) changes the whole process, the
+        import's threads included. Its per-thread knob is a QoS class
+        (pthread_set_qos_class_self_np), not used yet."""
+        return None
+
     def user_data_dir(self) -> Path:
         return Path.home() / "Library" / "Application Support" / APP_DIR_NAME
 

@@ -4,7 +4,9 @@ differs, and, forced with AUS_PLATFORM=generic, the test mode that proves the si
 without any of those extras. It knows nothing of imports, jobs or the archive.
 """
 
+import functools
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +17,10 @@ O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
 
 APP_DIR_NAME = "au-archive-sidecar"
+# Added to the niceness (0 normal … 19 lowest) of the jobs' tools and CPU threads, so the kernel
+# gives the cores to an import first. Their I/O priority follows it where the I/O scheduler has
+# priorities (Linux: best effort, level (nice + 20) / 5, unless set apart with ioprio_set(2)).
+BACKGROUND_NICENESS = 10
 
 # Remote filesystems by the type names Linux's mount table and macOS's `mount` give them.
 NETWORK_FILESYSTEMS = frozenset(
@@ -155,6 +161,20 @@ class Generic:
         OS way, tools stay in the sidecar's process group, which the bridge kills after a crash."""
         return argv
 
+    def at_background_priority(self, argv: list[str]) -> list[str]:
+        """The command, made to run at background CPU priority (BACKGROUND_NICENESS lower than the
+        sidecar) by POSIX's `nice` utility: set before the tool itself starts, so every thread it
+        starts has it too. Without `nice` on PATH the tool runs at the sidecar's priority."""
+        nice = _nice()
+        return argv if nice is None else [nice, "-n", str(BACKGROUND_NICENESS), *argv]
+
+    def lower_thread_priority(self) -> None:
+        """Lower the calling thread's CPU priority by BACKGROUND_NICENESS; never raises (a pool
+        thread's initializer that raises breaks the pool). Plain POSIX has no priority per thread:
+        setpriority(PRIO_PROCESS) there changes the whole process, the import's threads included,
+        so the thread is left as it is."""
+        return None
+
     def child_env(self, frozen: bool) -> dict[str, str]:
         """The environment for external tools."""
         return dict(os.environ)
@@ -163,6 +183,11 @@ class Generic:
         """The per-user application-data folder, as Electron's `app.getPath('appData')` (XDG)."""
         base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
         return base / APP_DIR_NAME
+
+
+@functools.cache
+def _nice() -> str | None:
+    return shutil.which("nice")
 
 
 def _holding(mounts: Sequence[Mount], real: str) -> Mount | None:

@@ -1,16 +1,19 @@
 """Linux: syncfs for batches of small files, sync_file_range to start writeback early, FICLONE
 clones, copy_file_range then sendfile, the mount table from /proc/self/mountinfo, removable
-media from sysfs, and a parent-death signal for external tools (util-linux's setpriv)."""
+media from sysfs, a parent-death signal for external tools (util-linux's setpriv), and a CPU
+priority per thread."""
 
+import contextlib
 import ctypes
 import functools
 import os
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 
-from sidecar.host.generic import O_CLOEXEC, O_DIRECTORY, Generic, Mount
+from sidecar.host.generic import BACKGROUND_NICENESS, O_CLOEXEC, O_DIRECTORY, Generic, Mount
 
 if sys.platform != "win32":
     import fcntl
@@ -19,6 +22,7 @@ if sys.platform != "win32":
 # https://man7.org/linux/man-pages/man2/ioctl_ficlone.2.html).
 FICLONE = 0x40049409
 _SYNC_FILE_RANGE_WRITE = 2  # https://man7.org/linux/man-pages/man2/sync_file_range.2.html
+_LOWEST_PRIORITY = 19  # the highest niceness
 
 
 class Linux(Generic):
@@ -87,6 +91,16 @@ class Linux(Generic):
         itself: nothing else would stop `exiftool -stay_open` after a SIGKILL of the sidecar."""
         setpriv = _setpriv()
         return argv if setpriv is None else [setpriv, "--pdeathsig", "KILL", "--", *argv]
+
+    def lower_thread_priority(self) -> None:
+        """Linux keeps a niceness per thread, and setpriority(PRIO_PROCESS) given a thread id changes
+        that thread alone (https://man7.org/linux/man-pages/man2/setpriority.2.html, BUGS): the
+        calling thread yields to the import; the sidecar's other threads keep their priority."""
+        if sys.platform == "linux":  # tells mypy's Windows check where setpriority is used
+            thread = threading.get_native_id()
+            with contextlib.suppress(OSError):  # not permitted (a sandbox): stay at this priority
+                niceness = os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS
+                os.setpriority(os.PRIO_PROCESS, thread, min(niceness, _LOWEST_PRIORITY))
 
     def child_env(self, frozen: bool) -> dict[str, str]:
         """Without the frozen bootloader's library path, which would make system binaries load our

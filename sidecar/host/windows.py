@@ -48,6 +48,16 @@ class Windows(Generic):
     def network_sources(self, paths: Sequence[str]) -> bool:
         return any(self.medium(p).network for p in paths)
 
+    def at_background_priority(self, argv: list[str]) -> list[str]:
+        """Windows has no `nice`: tools run at the sidecar's priority. BELOW_NORMAL_PRIORITY_CLASS
+        in CreateProcess's flags would lower them; not done yet."""
+        return argv
+
+    def lower_thread_priority(self) -> None:
+        """Left as it is: SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_BELOW_NORMAL) would
+        lower the thread; not done yet, as nothing here could test it."""
+        return None
+
     def user_data_dir(self) -> Path:
         base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
         return base / APP_DIR_NAME

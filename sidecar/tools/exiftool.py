@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from sidecar.tools.discovery import Tool, child_env, tied_to_sidecar
-from sidecar.tools.process import ToolFailed, killed_by, require
+from sidecar.tools.discovery import Tool
+from sidecar.tools.process import ToolFailed, killed_by, require, start_tool
 
 # Flat tags, numeric values (signed decimal GPS, numeric orientation), names as exiftool spells them.
 READ_TAGS_ARGS = ("-json", "-n", "-charset", "filename=utf8")
@@ -32,15 +32,14 @@ class ExifToolProcess:
 
     @classmethod
     async def start(cls, tool: Tool) -> "ExifToolProcess":
-        process = await asyncio.create_subprocess_exec(
-            *tied_to_sidecar([tool.path, "-stay_open", "True", "-@", "-"]),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=child_env(),
-            limit=2**20,
+        process = await start_tool(
+            tool, ["-stay_open", "True", "-@", "-"], stdin=asyncio.subprocess.PIPE, limit=2**20
         )
         return cls(process)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     @property
     def alive(self) -> bool:

@@ -1,20 +1,19 @@
 """Running an external tool (ffprobe, ffmpeg, a one-shot exiftool) for a job: its own stdio, never
-the sidecar's stdout; killed when the job times out or the sidecar stops; a missing tool is a clear,
-non-retryable job error naming the option to set."""
+the sidecar's stdout; at background CPU priority; killed when the job times out or the sidecar
+stops; a missing tool is a clear, non-retryable job error naming the option to set."""
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sidecar import host
 from sidecar.errors import PermanentFailure
 from sidecar.tools.discovery import Tool, child_env, tied_to_sidecar
 
-# Niceness of background transcodes (0 normal … 19 lowest).
-BACKGROUND_NICENESS = 10
+# asyncio's own limit for a line read from a tool's stream.
+STREAM_LIMIT = 2**16
 # What of a failed tool's stderr goes into the job's error (the end is where tools say why).
 STDERR_TAIL_BYTES = 2000
 
@@ -43,32 +42,37 @@ class ToolOutput:
     stderr_tail: str
 
 
+async def start_tool(
+    tool: Tool, args: Sequence[str], *, stdin: int = asyncio.subprocess.DEVNULL, limit: int = STREAM_LIMIT
+) -> asyncio.subprocess.Process:
+    """Start `tool args…` as every job's tool starts: stdout and stderr piped to us, its own
+    environment, made to die with the sidecar, and at background CPU priority, so an import
+    running at the same time keeps the cores (sidecar/host: `at_background_priority`)."""
+    return await asyncio.create_subprocess_exec(
+        *tied_to_sidecar(host.current().at_background_priority([tool.path, *args])),
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env(),
+        limit=limit,
+    )
+
+
 async def run_tool(
     tool: Tool,
     args: Sequence[str],
     *,
     on_stdout_line: Callable[[bytes], None] | None = None,
-    background: bool = False,
 ) -> ToolOutput:
-    """Run `tool args…` to its end and return its output; raise ToolFailed on a non-zero exit.
+    """Run `tool args…` (started by `start_tool`) to its end and return its output; raise
+    ToolFailed on a non-zero exit.
 
     With `on_stdout_line`, stdout is handed over line by line as it comes (ffmpeg `-progress`)
-    instead of being collected. `background` lowers its CPU priority: a long transcode then takes
-    the cores only when the import and the quicker jobs leave them idle. A cancelled caller (job
-    timeout, shutdown) kills the process and reaps it before the cancellation goes on, so no tool
-    outlives its job.
+    instead of being collected. A cancelled caller (job timeout, shutdown) kills the process and
+    reaps it before the cancellation goes on, so no tool outlives its job.
     """
-    process = await asyncio.create_subprocess_exec(
-        *tied_to_sidecar([tool.path, *args]),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=child_env(),
-    )
+    process = await start_tool(tool, args)
     assert process.stdout is not None and process.stderr is not None
-    if background and sys.platform != "win32":
-        with contextlib.suppress(OSError):  # gone already, or not permitted: run at normal priority
-            os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICENESS)
     try:
         stderr_task = asyncio.create_task(_tail(process.stderr), name=f"{tool.path}-stderr")
         if on_stdout_line is None:

@@ -82,7 +82,6 @@ async def video_proxy(job: JobContext) -> dict[str, Any]:
             ffmpeg,
             proxy_command(video.path, temp, source, width, height),
             on_stdout_line=TranscodeProgress(job, source.duration),
-            background=True,
         )
         made = video_facts(await probe(ffprobe, temp), temp)
         if (made.width, made.height) != (width, height):

@@ -3,6 +3,7 @@ real files written by exiftool and ffmpeg, over a real SQLite file."""
 
 import asyncio
 import dataclasses
+import os
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +26,7 @@ from tests.support.archive import LocationFixture, add_media_row
 from tests.support.camera_files import make_avchd_clip, make_cr2_standin, make_dng_standin, make_raf_standin
 from tests.support.jobs import ContextMaker, RecordedEvents
 from tests.support.media import exiftool, make_jpeg, make_video
+from tests.support.processes import lowered, niceness
 
 
 @pytest.fixture
@@ -182,6 +184,17 @@ async def test_a_cancelled_command_never_leaves_its_process_in_the_pool(
         # Its answer would arrive out of step with the next command: killed and reaped, not reused.
         assert pool._idle == [] and not process.alive
         assert (await pool.read_tags(toolset.exiftool, photos[0]))["ImageWidth"] == 64
+    finally:
+        await pool.close()
+
+
+async def test_the_stay_open_process_runs_at_background_priority(tmp_path: Path, toolset: Toolset) -> None:
+    photo = make_jpeg(tmp_path / "p.jpg", 64, 48)
+    pool = ExifToolPool(1)
+    try:
+        assert (await pool.read_tags(toolset.exiftool, str(photo)))["ImageWidth"] == 64
+        [process] = pool._idle
+        assert niceness(process.pid) == lowered(niceness(os.getpid()))
     finally:
         await pool.close()
 

@@ -1,7 +1,9 @@
 """The `ffprobe` handler with the real ffprobe on videos made by ffmpeg, over a real SQLite file;
 and the reading of ffprobe's JSON (`video_facts`) on the cases real files rarely show."""
 
+import asyncio
 import dataclasses
+import os
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -16,12 +18,13 @@ from sidecar.errors import PermanentFailure
 from sidecar.jobs.handlers.ffprobe import MAX_META_BYTES, BadPayload, _meta_json, ffprobe
 from sidecar.jobs.store import Queue
 from sidecar.tools.discovery import Toolset
-from sidecar.tools.ffprobe import NotAVideo, video_facts
+from sidecar.tools.ffprobe import NotAVideo, probe, video_facts
 from sidecar.tools.process import ToolFailed, ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.camera_files import make_anamorphic_dv, make_variable_rate_video
 from tests.support.jobs import ContextMaker
 from tests.support.media import ffmpeg, make_video
+from tests.support.processes import children, lowered, niceness
 
 
 def _vid(db_path: Path, digest: str) -> sqlite3.Row:
@@ -268,3 +271,26 @@ def test_a_huge_probe_is_stored_as_a_subset() -> None:
     tagged = {"format": {"tags": {"comment": "z" * (MAX_META_BYTES + 1)}}, "streams": [_stream()]}
     stored = orjson.loads(_meta_json(tagged))
     assert stored["subset"] == "1 of 1 streams, tags left out" and "tags" not in stored["format"]
+
+
+async def test_ffprobe_runs_at_background_priority(tmp_path: Path, toolset: Toolset) -> None:
+    """The quick jobs' tools leave the cores to an import too, not only the transcodes."""
+    assert toolset.ffprobe is not None
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    probing = asyncio.create_task(probe(toolset.ffprobe, str(fifo)), name="ffprobe-on-a-fifo")
+    writer = None
+    try:
+        async with asyncio.timeout(10):
+            # Returns once ffprobe has opened the other end: it runs, waiting for the first bytes.
+            writer = await asyncio.to_thread(os.open, fifo, os.O_WRONLY)
+        [pid] = [pid for pid, name in children().items() if name == "ffprobe"]
+        assert niceness(pid) == lowered(niceness(os.getpid()))
+    finally:
+        if writer is None:  # ffprobe never opened it: our own reader frees the waiting thread
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        else:
+            os.close(writer)  # an empty input: ffprobe fails
+        with pytest.raises(ToolFailed):
+            async with asyncio.timeout(10):
+                await probing

@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Hashable
-from contextlib import closing, suppress
+from contextlib import closing
 from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
@@ -28,10 +28,11 @@ from sidecar.jobs.store import JobStore, NewJob, Queue, insert_jobs
 from sidecar.timestamps import now_iso
 from sidecar.tools.discovery import Tool, Toolset
 from sidecar.tools.ffprobe import VideoFacts, video_facts
-from sidecar.tools.process import BACKGROUND_NICENESS, ToolFailed, ToolMissing, run_tool
+from sidecar.tools.process import ToolFailed, ToolMissing, run_tool
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents
 from tests.support.media import ffmpeg, make_video
+from tests.support.processes import children, lowered, niceness
 
 BOUND_S = 10.0
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -275,16 +276,6 @@ async def test_a_corrupt_video_raises_and_leaves_nothing(
     assert os.listdir(bad.parent) == [bad.name] and _proxy_rows(db_path) == []
 
 
-def _children() -> dict[int, str]:
-    """This process's child processes and their command names."""
-    found: dict[int, str] = {}
-    for task in os.listdir("/proc/self/task"):
-        for pid in Path(f"/proc/self/task/{task}/children").read_text().split():
-            with suppress(FileNotFoundError):  # it ended meanwhile
-                found[int(pid)] = Path(f"/proc/{pid}/comm").read_text().strip()
-    return found
-
-
 async def test_a_cancelled_transcode_leaves_no_temp_file_and_no_ffmpeg(
     archive: Path,
     db_path: Path,
@@ -306,7 +297,7 @@ async def test_a_cancelled_transcode_leaves_no_temp_file_and_no_ffmpeg(
     task = asyncio.create_task(video_proxy(make_context(Queue.VIDEO_PROXY, _payload(digest, video))))
     async with asyncio.timeout(BOUND_S):
         await transcoding.wait()  # ffmpeg's first progress line: it is running, its temp file open
-    encoders = [pid for pid, name in _children().items() if name == "ffmpeg"]
+    encoders = [pid for pid, name in children().items() if name == "ffmpeg"]
     assert len(encoders) == 1 and _leftovers(video.parent)
 
     task.cancel()
@@ -316,7 +307,7 @@ async def test_a_cancelled_transcode_leaves_no_temp_file_and_no_ffmpeg(
 
     assert events.of("jobs:progress")[-1]["progress"] < 100  # it really was stopped midway
     assert not Path(f"/proc/{encoders[0]}").exists()  # killed and reaped, not a zombie
-    assert "ffmpeg" not in _children().values()
+    assert "ffmpeg" not in children().values()
     assert os.listdir(video.parent) == [video.name]
     assert _proxy_rows(db_path) == [] and events.of("asset:proxy-ready") == []
 
@@ -424,19 +415,17 @@ def test_the_command_deinterlaces_tone_maps_and_downmixes_when_needed() -> None:
     assert special[special.index("-color_trc") + 1] == "bt709"
 
 
-async def test_a_background_tool_runs_at_a_lower_cpu_priority(tmp_path: Path) -> None:
-    """Transcodes take the cores only when the import and the quick jobs leave them idle."""
+async def test_every_tool_runs_at_background_priority(tmp_path: Path) -> None:
+    """Transcodes and the quick jobs' tools take the cores only when an import leaves them idle."""
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     shell = Tool(path="/bin/sh", version="")
-    niceness: list[int] = []
+    seen: list[int] = []
 
     def running(line: bytes) -> None:
         # The tool told us its pid and now waits on the gate: look at it, then let it finish.
-        niceness.append(int(Path(f"/proc/{int(line)}/stat").read_text().rpartition(")")[2].split()[16]))
+        seen.append(niceness(int(line)))
         os.close(os.open(gate, os.O_WRONLY))  # blocks until cat has opened it: a moment
 
-    script = ["-c", f"echo $$; cat {gate}"]
-    await run_tool(shell, script, on_stdout_line=running)
-    await run_tool(shell, script, on_stdout_line=running, background=True)
-    assert niceness[1] - niceness[0] == BACKGROUND_NICENESS
+    await run_tool(shell, ["-c", f"echo $$; cat {gate}"], on_stdout_line=running)
+    assert seen == [lowered(niceness(os.getpid()))]

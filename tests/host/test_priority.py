@@ -1,0 +1,57 @@
+"""Background CPU priority, host by host: Linux lowers the calling thread and no other; the generic
+POSIX, macOS and Windows hosts leave a thread as it is (their setpriority would lower the whole
+process, or they have none); tools start through POSIX `nice` except on Windows."""
+
+import shutil
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from sidecar.host.darwin import Darwin
+from sidecar.host.generic import Generic
+from sidecar.host.linux import Linux
+from sidecar.host.windows import Windows
+from tests.support.processes import lowered, this_thread
+
+ON_LINUX = pytest.mark.skipif(sys.platform != "linux", reason="/proc and a niceness per thread are Linux's")
+
+
+def in_a_new_thread(call: Callable[[], None]) -> int:
+    """Run `call` on a thread of its own; that thread's niceness after it."""
+    seen: list[int] = []
+
+    def body() -> None:
+        call()
+        seen.append(this_thread())
+
+    thread = threading.Thread(target=body, name="priority-probe")
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    [niceness] = seen
+    return niceness
+
+
+@ON_LINUX
+def test_linux_lowers_the_calling_thread_and_no_other() -> None:
+    base = this_thread()
+    assert in_a_new_thread(Linux().lower_thread_priority) == lowered(base)
+    assert this_thread() == base
+    assert in_a_new_thread(lambda: None) == base, "a thread started afterwards is lowered too"
+
+
+@ON_LINUX
+@pytest.mark.parametrize("kind", [Generic, Darwin, Windows])
+def test_the_other_hosts_leave_a_thread_as_it_is(kind: type[Generic]) -> None:
+    assert in_a_new_thread(kind().lower_thread_priority) == this_thread()
+
+
+def test_tools_start_through_posix_nice_except_on_windows() -> None:
+    argv = ["/opt/tools/ffprobe", "-v", "quiet"]
+    nice = shutil.which("nice")
+    assert nice is not None
+    for kind in (Generic, Linux, Darwin):
+        assert kind().at_background_priority(argv) == [nice, "-n", "10", *argv]
+    assert Windows().at_background_priority(argv) == argv
