@@ -19,6 +19,7 @@ from sidecar.jobs.coexistence import APP_STALE_LOCK_S, WorkerWatch
 from sidecar.jobs.events import JobEvents
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.jobs.store import WAITS_FOR_IDLE, ClaimedJob, DeadLetterEntry, JobStore, Queue
+from sidecar.jobs.threads import JobThreads
 from sidecar.log import get_logger
 from sidecar.timestamps import now_iso
 from sidecar.tools.discovery import Toolset
@@ -72,6 +73,9 @@ class JobScheduler:
         self._concurrency = {**CONCURRENCY, **(concurrency or {})}
         self._timeouts_s = {**TIMEOUT_S, **(timeouts_s or {})}
         self.worker_id = worker_id or f"{WORKER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # A thread for every job that can run at once (a job waits on one call at a time), so the
+        # threads never hold a job back; they start only when a call finds none idle.
+        self._threads = JobThreads(sum(max(n, 1) for n in self._concurrency.values()))
         self._woken = {queue: asyncio.Event() for queue in Queue}
         # A queue may have claimable jobs (set by wake() and when a retry falls due); a claim that
         # finds fewer than it asked for clears it, so a finished job alone does not cost a claim.
@@ -109,6 +113,7 @@ class JobScheduler:
                 await self._stopped.wait()  # stop() gives running jobs their grace
             else:
                 await self._cancel_running()
+                await self._threads.close()
 
     async def stop(self, grace_s: float) -> None:
         """Claim nothing more; give running jobs `grace_s` to finish, then cancel and release them
@@ -124,6 +129,7 @@ class JobScheduler:
         if self._running:
             await asyncio.wait(list(self._running), timeout=max(end - time.monotonic(), 0.001))
         await self._cancel_running()
+        await self._threads.close()  # a cancelled job's render or hashing may still be running
         for loop in self._loops:
             loop.cancel()
         self._stopped.set()
@@ -200,6 +206,7 @@ class JobScheduler:
                 tools=await self._tools(),
                 archive_root=await self._archive_root(),
                 events=self._events,
+                threads=self._threads,
             )
             async with deadline:
                 result = await handler(context)

@@ -1,7 +1,9 @@
 """Background CPU priority, host by host: Linux lowers the calling thread and no other; the generic
 POSIX, macOS and Windows hosts leave a thread as it is (their setpriority would lower the whole
-process, or they have none); tools start through POSIX `nice` except on Windows."""
+process, or they have none); tools start through POSIX `nice` except on Windows; and the jobs'
+threads are lowered exactly where the sidecar's host lowers one thread."""
 
+import asyncio
 import shutil
 import sys
 import threading
@@ -9,10 +11,12 @@ from collections.abc import Callable
 
 import pytest
 
+from sidecar import host
 from sidecar.host.darwin import Darwin
 from sidecar.host.generic import Generic
 from sidecar.host.linux import Linux
 from sidecar.host.windows import Windows
+from sidecar.jobs.threads import JobThreads
 from tests.support.processes import lowered, this_thread
 
 ON_LINUX = pytest.mark.skipif(sys.platform != "linux", reason="/proc and a niceness per thread are Linux's")
@@ -55,3 +59,21 @@ def test_tools_start_through_posix_nice_except_on_windows() -> None:
     for kind in (Generic, Linux, Darwin):
         assert kind().at_background_priority(argv) == [nice, "-n", "10", *argv]
     assert Windows().at_background_priority(argv) == argv
+
+
+@ON_LINUX
+@pytest.mark.parametrize(("chosen", "lowers"), [(Linux, True), (Generic, False)])
+async def test_the_jobs_threads_are_lowered_where_the_host_lowers_a_thread(
+    monkeypatch: pytest.MonkeyPatch, chosen: type[Generic], lowers: bool
+) -> None:
+    """Natively the jobs' CPU work runs lowered; in the generic test mode (AUS_PLATFORM=generic) at
+    the sidecar's priority, and it still runs. The default executor's threads are never lowered."""
+    monkeypatch.setattr(host, "current", chosen)
+    base = this_thread()
+    threads = JobThreads(2)
+    try:
+        seen = await threads.run(this_thread)
+    finally:
+        await threads.close()
+    assert seen == (lowered(base) if lowers else base)
+    assert await asyncio.to_thread(this_thread) == base

@@ -8,6 +8,7 @@ from typing import Any
 from sidecar.db.connection import Database
 from sidecar.jobs.events import JobEvents
 from sidecar.jobs.store import Queue
+from sidecar.jobs.threads import JobThreads
 from sidecar.tools.discovery import Toolset
 
 
@@ -21,6 +22,7 @@ class JobContext:
     tools: Toolset
     archive_root: str | None  # --archive, else the app's settings.archive_folder at claim time
     events: JobEvents
+    threads: JobThreads  # for CPU work: at background priority, unlike asyncio.to_thread's threads
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """`jobs:progress` for this job (latest wins: a slow reader never piles them up)."""

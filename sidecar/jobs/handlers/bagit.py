@@ -189,7 +189,7 @@ async def bagit(job: JobContext) -> dict[str, Any]:
 
     try:
         request = await _request(job, location, Path(job.archive_root))
-        report = await asyncio.to_thread(update_bag, request, stop, progress)
+        report = await job.threads.run(update_bag, request, stop, progress)
     except asyncio.CancelledError:
         stop.set()  # the thread ends at its next chunk; the bag on disk stays consistent
         raise

@@ -1,7 +1,8 @@
 """`thumbnail`: JPEGs of 400, 800 and 1920 px on the short edge of an image, a RAW's paired JPEG or
 embedded preview, or a video's poster frame, at `<archive>/.thumbnails/<hash[0:2]>/<hash>_<size>.jpg`,
-and their paths on the media row. Pixel work runs in a worker thread (Pillow releases the GIL while
-it decodes, resizes and encodes); the event loop only waits. Nothing here knows the RPC layer.
+and their paths on the media row. Pixel work runs on the jobs' threads (Pillow releases the GIL
+while it decodes, resizes and encodes), at background priority; the event loop only waits.
+Nothing here knows the RPC layer.
 """
 
 import asyncio
@@ -132,7 +133,7 @@ def thumbnail_handler(exiftool: ExifToolPool) -> JobHandler:
         stored_tags: str | None = row["meta_exiftool"] if is_image else None
         source = await _choose_source(job, exiftool, media_type, path, stored_tags)
         paths = thumbnail_paths(job.archive_root, hash_)
-        await asyncio.to_thread(render, source, paths, hash_)
+        await job.threads.run(render, source, paths, hash_)
         if not await _record(job, table, hash_, paths, source.kind):
             await asyncio.to_thread(fs.remove_files, paths.values())
             return {"paths": None, "skipped": f"{table.table} row for {hash_} removed meanwhile"}
@@ -206,7 +207,7 @@ async def _raw_source(job: JobContext, exiftool: ExifToolPool, path: str, stored
         data = await exiftool.read_binary(job.tools.exiftool, path, tag)
         if data:
             candidates.append((tag, data))
-    largest = await asyncio.to_thread(_largest_image, candidates)
+    largest = await job.threads.run(_largest_image, candidates)
     if largest is not None:
         # The RAW's orientation: a preview's own tag often says 1 whatever the camera's was.
         tag, data = largest
@@ -290,7 +291,7 @@ async def _record(
         return cursor.rowcount > 0
 
 
-# --- The pixel work (runs in a worker thread) ---
+# --- The pixel work (runs on the jobs' threads) ---
 
 
 def render(source: Source, paths: Mapping[int, str], hash_: str) -> None:

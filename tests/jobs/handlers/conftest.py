@@ -1,8 +1,9 @@
 """Fixtures for handler tests: a real SQLite file with the app's tables and one location, the real
 tools as `scripts/setup` installs them, an event recorder that checks every payload against
-`protocol/`, and a JobContext maker."""
+`protocol/`, the jobs' threads, and a JobContext maker."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sidecar.config import ToolPaths
 from sidecar.db.connection import Database
 from sidecar.jobs.handlers import JobContext
 from sidecar.jobs.store import Queue
+from sidecar.jobs.threads import JobThreads
 from sidecar.tools.discovery import Toolset, discover
 from tests.support.archive import LocationFixture, add_location
 from tests.support.jobs import ContextMaker, RecordedEvents
@@ -42,7 +44,16 @@ def events() -> RecordedEvents:
 
 
 @pytest.fixture
-def make_context(db: Database, toolset: Toolset, archive: Path, events: RecordedEvents) -> ContextMaker:
+async def threads() -> AsyncIterator[JobThreads]:
+    job_threads = JobThreads(2)
+    yield job_threads
+    await job_threads.close()
+
+
+@pytest.fixture
+def make_context(
+    db: Database, toolset: Toolset, archive: Path, events: RecordedEvents, threads: JobThreads
+) -> ContextMaker:
     def make(
         queue: Queue, payload: dict[str, Any], *, tools: Toolset | None = None, attempt: int = 1
     ) -> JobContext:
@@ -55,6 +66,7 @@ def make_context(db: Database, toolset: Toolset, archive: Path, events: Recorded
             tools=toolset if tools is None else tools,
             archive_root=str(archive),
             events=events,
+            threads=threads,
         )
 
     return make

@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import tracemalloc
 from contextlib import closing
@@ -29,6 +30,7 @@ from sidecar.jobs.handlers.bagit import (
     MANIFEST,
     TAGMANIFEST,
     BagItJobError,
+    BagReport,
     Stopped,
     bagit,
     parse_manifest,
@@ -39,6 +41,7 @@ from sidecar.jobs.store import Queue
 from tests.support.archive import LocationFixture, add_location, add_media_row, hash16, is_iso, rows, write
 from tests.support.client import SidecarPaths, SidecarProcess
 from tests.support.jobs import ContextMaker, RecordedEvents
+from tests.support.processes import lowered, this_thread
 
 KIND = {"image": "img", "video": "vid", "document": "doc", "map": "map"}
 TAG_FILES = (MANIFEST, BAGIT_TXT, BAG_INFO, TAGMANIFEST)
@@ -170,6 +173,25 @@ def full_location(place: Location) -> dict[str, Path]:
     write(place.org("img") / "fedcba9876543210.jpg", 300)
     place.add_sidecar(place.org("misc") / "aaaaaaaaaaaaaaaa.json", b"{}", state="copied")
     return files
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a niceness per thread is Linux's")
+async def test_the_hashing_runs_at_background_priority(
+    place: Location, make_context: ContextMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashing a location's new files leaves the cores to an import running at the same time."""
+    place.add("image", ".jpg", 40_000, seed=1)
+    hashed_at: list[int] = []
+    real_update = module.update_bag
+
+    def update_bag(*args: Any) -> BagReport:
+        hashed_at.append(this_thread())
+        return real_update(*args)
+
+    monkeypatch.setattr(module, "update_bag", update_bag)
+    result = await run(make_context, place.fixture.locid)
+    assert (result["status"], result["added"]) == ("valid", 1)
+    assert hashed_at == [lowered(this_thread())]
 
 
 async def test_the_bag_lists_every_archived_file_and_sha256sum_verifies_it(

@@ -7,6 +7,7 @@ import io
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -34,6 +35,7 @@ from sidecar.tools.process import ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents, add_jobs, job_row
 from tests.support.media import exiftool, make_corrupt_jpeg, make_heic, make_jpeg, make_video
+from tests.support.processes import lowered, this_thread
 from tests.support.raws import jpeg_bytes, make_cfa_dng, make_dng
 
 SIZES = {"sm": 400, "lg": 800, "preview": 1920}
@@ -432,6 +434,65 @@ async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
     assert (dead["jobId"], dead["attempts"], dead["error"]) == (job_id, 1, row["error"])
     assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
     assert not (archive / ".thumbnails").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a niceness per thread is Linux's")
+async def test_the_render_runs_at_background_priority_and_the_default_threads_keep_theirs(
+    db: Database,
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    toolset: Toolset,
+    pool: ExifToolPool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thumbnail job under the real scheduler decodes and resizes on a thread an import's work
+    comes before; the event loop's default threads, where the import's own calls run, keep the
+    sidecar's priority."""
+    photo = make_jpeg(archive / "loc" / "photo.jpg", 1200, 900)
+    digest = add_media_row(db_path, "image", photo, location.locid)
+    (job_id,) = await add_jobs(
+        db, NewJob(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(photo)})
+    )
+    loop = asyncio.get_running_loop()
+    rendered = asyncio.Event()
+    render_niceness: list[int] = []
+    real_render = thumbnail.render
+
+    def render(*args: Any) -> None:
+        render_niceness.append(this_thread())
+        real_render(*args)
+        loop.call_soon_threadsafe(rendered.set)
+
+    monkeypatch.setattr(thumbnail, "render", render)
+
+    async def tools() -> Toolset:
+        return toolset
+
+    async def archive_root() -> str:
+        return str(archive)
+
+    scheduler = JobScheduler(
+        JobStore(db),
+        {Queue.THUMBNAIL: thumbnail_handler(pool)},
+        tools=tools,
+        archive_root=archive_root,
+        events=RecordedEvents(),
+    )
+    task = asyncio.create_task(scheduler.run(), name="jobs-thumbnail-priority-test")
+    try:
+        scheduler.wake()
+        async with asyncio.timeout(10):
+            await rendered.wait()
+    finally:
+        await scheduler.stop(10)  # the job records its thumbnails before it ends
+        async with asyncio.timeout(10):
+            await task
+
+    base = this_thread()
+    assert render_niceness == [lowered(base)]
+    assert await asyncio.to_thread(this_thread) == base
+    assert (await job_row(db, job_id))["status"] == "completed"
 
 
 # --- HEIC/HEIF ---
