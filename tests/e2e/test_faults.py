@@ -148,8 +148,9 @@ async def test_a_full_database_disk_during_finalize_fails_cleanly_and_resumes_on
 
     assert result["status"] == "failed", result
     assert result["error"] == f"Disk full: the database cannot grow ({paths.db})"
-    assert rows(paths.db, "SELECT last_step, can_resume FROM import_sessions") == [(5, 1)]
-    assert any(p["status"] == "finalizing" for p in client.of("import:v2:progress"))
+    # The windows' commits run beside the validation of later ones: the failed commit may be one
+    # made while validating was still the front step.
+    assert rows(paths.db, "SELECT last_step, can_resume FROM import_sessions") in ([(4, 1)], [(5, 1)])
     finalized = result["finalizationResult"]["totalFinalized"]
     assert finalized < 3000
     assert rows(paths.db, "SELECT count(*) FROM imgs") == [(finalized,)]
@@ -204,8 +205,12 @@ async def test_an_archive_drive_that_goes_away_mid_copy_fails_the_import_and_the
     assert result["error"] == f"Archive folder vanished during the import: {archive}"
     assert result["errors"] == []  # the archive failed, not the files
     assert [p for p in archive.rglob("*") if not p.is_dir()] == [], "copies went on to the wrong disk"
-    assert rows(sidecar_paths.db, "SELECT count(*) FROM vids") == [(0,)]
-    assert rows(sidecar_paths.db, "SELECT DISTINCT state FROM aus_import_files") == [("hashed",)]
+    # The windows committed before the drive went away stay archived (on the drive); the rest is
+    # hashed again, for the resume.
+    [(finalized,)] = rows(sidecar_paths.db, "SELECT count(*) FROM aus_import_files WHERE state = 'finalized'")
+    assert rows(sidecar_paths.db, "SELECT count(*) FROM vids") == [(finalized,)] and finalized < 24
+    states = {s for (s,) in rows(sidecar_paths.db, "SELECT DISTINCT state FROM aus_import_files")}
+    assert states <= {"hashed", "finalized"}, states
     [resumable] = await client.request("import:v2:resumable")
     assert resumable["sessionId"] == result["sessionId"]
 
