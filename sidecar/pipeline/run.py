@@ -5,7 +5,7 @@ After the scan, the files go through hash → copy → validate → finalize win
 is copied, the one before that validated and committed, and its background jobs start. Each step
 is a module of `steps/` that pages through a window's files still in its input state and commits
 each page once (`pages.run_pages`); a step starts a window only once the step before it finished
-that window, and runs at most one window ahead of the step after it (bounded staging and memory).
+that window, and runs at most AHEAD windows ahead of the step after it (bounded staging and memory).
 A crash loses at most the pages in flight, which a resume redoes (a copy in place with the right
 content is kept).
 """
@@ -25,6 +25,10 @@ from sidecar.pipeline.stop import ImportFailed
 from sidecar.pipeline.windows import Window, cut
 
 StepRun = Callable[[RunContext, Window], Awaitable[None]]
+
+# How many windows a step may finish before the step after it finishes them: its slack. Bounds what
+# is staged and in flight to AHEAD + 1 windows per step.
+AHEAD = 2
 
 
 async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: None) -> None:
@@ -95,7 +99,7 @@ class _Pipeline:
                     await self._moved.wait_for(partial(self._may_start, index, k))
                 await run_step(self._ctx, window)
                 await self._done_with(index, k + 1)
-                if index == len(self._steps) - 1 and self._ctx.state.jobs_committed:
+                if index == len(self._steps) - 1 and self._ctx.state.jobs_committed and self._ctx.read_once:
                     self._jobs_added()  # its jobs start while later windows are still read
             self._complete[index] = True
         except BaseException:
@@ -108,10 +112,11 @@ class _Pipeline:
         await self._announce()
 
     def _may_start(self, index: int, window: int) -> bool:
-        """The step before is done with the window, and the step after at most one behind."""
+        """The step before is done with the window, and the step after is at most AHEAD windows
+        behind (so a step that is slow for a moment does not stall the reads before it)."""
         last = len(self._steps) - 1
         return (index == 0 or self._finished[index - 1] > window) and (
-            index == last or self._finished[index + 1] >= window - 1
+            index == last or self._finished[index + 1] >= window - AHEAD
         )
 
     async def _done_with(self, index: int, windows: int) -> None:

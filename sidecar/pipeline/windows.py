@@ -9,7 +9,8 @@ edge is allowed wherever no link crosses it.
 
 Windows grow: the first is small, so the first thumbnails come within seconds of the start; later
 ones are larger, so the per-window work (one round of step starts and commits) stays small beside
-the bytes.
+the bytes. Near the end they shrink again, so little is left to copy, check and commit once the
+last byte is read.
 """
 
 from collections.abc import Sequence
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 # the archive's disk until it is copied, and two windows are in flight at most.
 FIRST_FILES = 64
 FIRST_BYTES = 64 << 20
-MAX_FILES = 4096
-MAX_BYTES = 2 << 30
+MAX_FILES = 2048
+MAX_BYTES = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,9 @@ def cut(
     max_bytes: int = MAX_BYTES,
 ) -> list[Window]:
     """Windows over `files` (in file id order) that no link crosses, each the size of the one before
-    it doubled, from (`first_files`, `first_bytes`) up to (`max_files`, `max_bytes`); a window closes
-    once it reaches either limit at an edge no link crosses."""
+    it doubled, from (`first_files`, `first_bytes`) up to (`max_files`, `max_bytes`) but at most a
+    quarter of what is left (never under the first size); a window closes once it reaches either
+    limit at an edge no link crosses."""
     # A link spans the ids between its two ends, whichever end names the other.
     spans: dict[int, int] = {}
     for f in files:
@@ -62,15 +64,23 @@ def cut(
                 spans[low] = max(spans.get(low, low), high)
     windows: list[Window] = []
     limit_files, limit_bytes = first_files, first_bytes
+    left_files, left_bytes = len(files), sum(f.size for f in files)
     start: int | None = None
     count = nbytes = reach = 0
+    most_files = most_bytes = 0
     for f in files:
         if start is None:
             start, count, nbytes = f.file_id, 0, 0
+            # Tapered towards the end: what follows the card's last read is the last window's
+            # copy, validation and commit, so it is kept to a quarter of what is left.
+            most_files = min(limit_files, max(first_files, left_files // 4))
+            most_bytes = min(limit_bytes, max(first_bytes, left_bytes // 4))
         count += 1
         nbytes += f.size
+        left_files -= 1
+        left_bytes -= f.size
         reach = max(reach, spans.get(f.file_id, f.file_id))  # no edge before a link's far end
-        if reach <= f.file_id and (count >= limit_files or nbytes >= limit_bytes):
+        if reach <= f.file_id and (count >= most_files or nbytes >= most_bytes):
             windows.append(Window(start, f.file_id))
             start = None
             limit_files = min(limit_files * 2, max_files)

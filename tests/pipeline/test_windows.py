@@ -14,17 +14,20 @@ def _covered(windows: list[Window]) -> list[int]:
     return [i for w in windows for i in range(w.first, w.last + 1)]
 
 
-def test_windows_cover_every_file_once_in_order_and_double_up_to_the_cap() -> None:
+def test_windows_cover_every_file_once_in_order_double_up_to_the_cap_and_taper_at_the_end() -> None:
     windows = cut(_files(1000), first_files=10, max_files=80)
     assert _covered(windows) == list(range(1, 1001))
     sizes = [w.last - w.first + 1 for w in windows]
     assert sizes[:5] == [10, 20, 40, 80, 80]
     assert max(sizes) == 80
+    # A quarter of what is left, at most: the last windows shrink back to the first size.
+    assert sizes[-4:] == sorted(sizes[-4:], reverse=True) and sizes[-1] <= 10, sizes
 
 
 def test_bytes_close_a_window_as_files_do() -> None:
     windows = cut(_files(10, size=100), first_files=1000, first_bytes=250, max_bytes=1000)
-    assert [(w.first, w.last) for w in windows] == [(1, 3), (4, 8), (9, 10)]
+    # 250 bytes, then 500 but at most a quarter of the 700 left (never under 250), and so on.
+    assert [(w.first, w.last) for w in windows] == [(1, 3), (4, 6), (7, 9), (10, 10)]
 
 
 def test_no_window_separates_a_file_from_what_it_links_to_either_way() -> None:
