@@ -1,5 +1,6 @@
 """Real media for the job tests, made by the real tools: JPEGs with EXIF written by exiftool, videos
-encoded by ffmpeg (a rotated one tagged as phones do), HEICs by pillow-heif, and a corrupt JPEG.
+encoded by ffmpeg (a rotated one tagged as phones do), HEICs by pillow-heif, JPEG XLs by ffmpeg's
+libjxl, and a corrupt JPEG.
 
 Every maker writes to the path it is given and returns it; nothing is cached between tests.
 """
@@ -149,6 +150,20 @@ def make_heic(
     else:
         heif = pillow_heif.from_pillow(image)
     heif.save(str(path), **options)
+    return path
+
+
+def make_jxl(path: Path, image: Image.Image) -> Path:
+    """A lossless JPEG XL of `image`, encoded by the real ffmpeg's libjxl from a PNG (removed
+    again): the sidecar decodes it with the same ffmpeg."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    png = path.with_name(f".{path.name}.png")
+    image.save(png, "PNG")
+    lossless = ["-c:v", "libjxl", "-distance", "0", "-effort", "1", "-frames:v", "1"]
+    try:
+        _run(ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(png), *lossless, str(path))
+    finally:
+        png.unlink()
     return path
 
 

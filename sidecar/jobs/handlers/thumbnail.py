@@ -1,8 +1,8 @@
-"""`thumbnail`: JPEGs of 400, 800 and 1920 px on the short edge of an image, a RAW's paired JPEG or
-embedded preview, or a video's poster frame, at `<archive>/.thumbnails/<hash[0:2]>/<hash>_<size>.jpg`,
-and their paths on the media row. Pixel work runs on the jobs' threads (Pillow releases the GIL
-while it decodes, resizes and encodes), at background priority; the event loop only waits.
-Nothing here knows the RPC layer.
+"""`thumbnail`: JPEGs of 400, 800 and 1920 px on the short edge of an image (a JPEG XL decoded by
+ffmpeg), a RAW's paired JPEG or embedded preview, or a video's poster frame, at
+`<archive>/.thumbnails/<hash[0:2]>/<hash>_<size>.jpg`, and their paths on the media row. Pixel work
+runs on the jobs' threads (Pillow releases the GIL while it decodes, resizes and encodes), at
+background priority; the event loop only waits. Nothing here knows the RPC layer.
 """
 
 import asyncio
@@ -11,7 +11,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,7 +29,7 @@ from sidecar.jobs.events import ThumbnailPaths
 from sidecar.jobs.handlers import JobContext, JobHandler
 from sidecar.log import get_logger
 from sidecar.tools.exiftool import ExifToolPool
-from sidecar.tools.process import require, run_tool
+from sidecar.tools.process import ToolFailed, require, run_tool
 
 log = get_logger(__name__)
 
@@ -45,6 +45,9 @@ PREVIEW_TAGS = ("JpgFromRaw", "PreviewImage", "OtherImage", "PreviewTIFF", "Thum
 POSTER_AT_S = "1"
 # No raster decoder in the app's image list; another try cannot help.
 UNSUPPORTED_EXTENSIONS = frozenset({".svg"})
+# Stills no bundled Python decoder reads, decoded by the app's ffmpeg instead, by their format's
+# name for messages (JPEG XL: the one Pillow plugin is GPL; see the README's "Bundled decoders").
+FFMPEG_DECODED_EXTENSIONS: Mapping[str, str] = {".jxl": "JPEG XL"}
 
 _HASH = re.compile(r"^[0-9a-f]{16}$")
 _BINARY_SIZE = re.compile(r"^\(Binary data (\d+) bytes")
@@ -89,6 +92,7 @@ class SourceKind(StrEnum):
     EMBEDDED_PREVIEW = "embedded-preview"
     RAW_DECODE = "raw-decode"
     POSTER_FRAME = "poster-frame"
+    FFMPEG_DECODE = "ffmpeg-decode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,19 +163,44 @@ async def _choose_source(
 ) -> Source:
     extension = extension_of(path)
     if media_type is MediaType.VIDEO:
-        frame = await _poster_frame(job, path)
+        # Seeking past the end of a short clip gives no frame and exit 0: then the first frame.
+        frame = await _ffmpeg_frame(job, path, (["-ss", POSTER_AT_S], []))
+        if frame is None:
+            raise CannotRender(f"no video frame in {path}")
         return Source(SourceKind.POSTER_FRAME, f"poster frame of {path}", data=frame, orientation=1)
     if extension in RAW_EXTENSIONS:
         return await _raw_source(job, exiftool, path, stored_tags)
     if extension in UNSUPPORTED_EXTENSIONS:
         raise CannotRender(f"no decoder for {extension} images: {path}")
+    if extension in FFMPEG_DECODED_EXTENSIONS:
+        return await _ffmpeg_still(job, path, FFMPEG_DECODED_EXTENSIONS[extension])
     return Source(SourceKind.FILE, path, path=path)
 
 
-async def _poster_frame(job: JobContext, path: str) -> bytes:
-    """One frame as a PPM, rotated as the video is shown (ffmpeg autorotates by default)."""
+async def _ffmpeg_still(job: JobContext, path: str, format_name: str) -> Source:
+    """A still decoded by ffmpeg, upright as it comes (the PPM carries no orientation). JPEG XL:
+    libjxl turns the pixels by the codestream's orientation unless told to keep it
+    (jxl/decode.h, JxlDecoderSetKeepOrientation, off by default), which ffmpeg's
+    libavcodec/libjxldec.c never calls. Another format added here needs the same check."""
+    label = f"{path} ({format_name}, decoded by ffmpeg)"
+    try:
+        frame = await _ffmpeg_frame(job, path, ([],))
+    except ToolFailed as exc:
+        if not await asyncio.to_thread(os.path.isfile, path):  # a share gone: another try may read it
+            raise ThumbnailError(f"source file missing: {path}") from None
+        # The same bytes, or the same ffmpeg without the decoder, fail the same way next time.
+        raise CannotRender(f"cannot decode {format_name} image {path} with ffmpeg: {exc}") from None
+    if frame is None:
+        raise CannotRender(f"ffmpeg gave no {format_name} frame for {path}")
+    return Source(SourceKind.FFMPEG_DECODE, label, data=frame, orientation=1)
+
+
+async def _ffmpeg_frame(job: JobContext, path: str, seeks: Iterable[Sequence[str]]) -> bytes | None:
+    """One frame as a PPM, rotated as it is shown (ffmpeg autorotates a video by default), from
+    the first of `seeks` (input options) that gives one; None when none does. Raises ToolMissing
+    without ffmpeg, ToolFailed when it fails."""
     ffmpeg = require(job.tools.ffmpeg, "ffmpeg")
-    for seek in (["-ss", POSTER_AT_S], []):
+    for seek in seeks:
         args = [
             "-nostdin", "-hide_banner", "-loglevel", "error",
             *seek, "-i", path,
@@ -181,8 +210,7 @@ async def _poster_frame(job: JobContext, path: str) -> bytes:
         output = await run_tool(ffmpeg, args)
         if output.stdout:
             return output.stdout
-        # Seeking past the end of a short clip gives no frame and exit 0: take the first frame.
-    raise CannotRender(f"no video frame in {path}")
+    return None
 
 
 async def _raw_source(job: JobContext, exiftool: ExifToolPool, path: str, stored_tags: str | None) -> Source:

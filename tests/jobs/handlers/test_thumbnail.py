@@ -1,5 +1,5 @@
-"""The `thumbnail` handler on real files (JPEGs with EXIF by exiftool, videos by ffmpeg, a DNG-shaped
-RAW with an embedded JPEG read by the real exiftool) over a real SQLite file."""
+"""The `thumbnail` handler on real files (JPEGs with EXIF by exiftool, videos and JPEG XLs by ffmpeg,
+a DNG-shaped RAW with an embedded JPEG read by the real exiftool) over a real SQLite file."""
 
 import asyncio
 import dataclasses
@@ -34,7 +34,7 @@ from sidecar.tools.exiftool import ExifToolPool
 from sidecar.tools.process import ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
 from tests.support.jobs import ContextMaker, RecordedEvents, add_jobs, job_row
-from tests.support.media import exiftool, make_corrupt_jpeg, make_heic, make_jpeg, make_video
+from tests.support.media import exiftool, make_corrupt_jpeg, make_heic, make_jpeg, make_jxl, make_video
 from tests.support.processes import lowered, this_thread
 from tests.support.raws import jpeg_bytes, make_cfa_dng, make_dng
 
@@ -388,21 +388,16 @@ async def test_a_png_with_a_large_text_chunk_renders(
     _assert_shown_as(result["paths"], 1)
 
 
-async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
-    db: Database,
-    db_path: Path,
-    archive: Path,
-    location: LocationFixture,
-    toolset: Toolset,
-    pool: ExifToolPool,
-) -> None:
-    garbage = archive / "loc" / "garbage.jpg"
-    garbage.parent.mkdir(parents=True, exist_ok=True)
-    garbage.write_bytes(bytes((n * 7919) % 251 for n in range(64 * 1024)))
-    digest = add_media_row(db_path, "image", garbage, location.locid)
-    (job_id,) = await add_jobs(
-        db, NewJob(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(garbage)})
-    )
+def _write_garbage(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes((n * 7919) % 251 for n in range(64 * 1024)))
+    return path
+
+
+async def _first_dead_letter(
+    db: Database, toolset: Toolset, archive: Path, pool: ExifToolPool
+) -> dict[str, Any]:
+    """Run the real scheduler over the queued thumbnail jobs until one is dead; its event."""
     events = RecordedEvents()
 
     async def tools() -> Toolset:
@@ -422,11 +417,28 @@ async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
     try:
         scheduler.wake()
         async with asyncio.timeout(10):
-            dead = await events.dead.get()
+            return await events.dead.get()
     finally:
         await scheduler.stop(0)
         async with asyncio.timeout(10):
             await task
+
+
+async def test_an_undecodable_file_is_dead_after_one_attempt_saying_why(
+    db: Database,
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    toolset: Toolset,
+    pool: ExifToolPool,
+) -> None:
+    garbage = _write_garbage(archive / "loc" / "garbage.jpg")
+    digest = add_media_row(db_path, "image", garbage, location.locid)
+    (job_id,) = await add_jobs(
+        db, NewJob(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(garbage)})
+    )
+
+    dead = await _first_dead_letter(db, toolset, archive, pool)
 
     row = await job_row(db, job_id)
     assert (row["status"], row["attempts"]) == ("dead", 1)
@@ -865,6 +877,109 @@ async def test_without_ffmpeg_a_video_fails_for_good_naming_the_option(
     assert _row(db_path, "vids", digest)["poster_extracted"] == 0
 
 
+# --- JPEG XL, decoded by ffmpeg ---
+
+BLUE, YELLOW = (40, 60, 210), (230, 210, 40)
+
+
+def _four_corner_image(width: int, height: int) -> Image.Image:
+    """Grey, with red, green, blue and yellow corners (stored top-left, top-right, bottom-left,
+    bottom-right): any turn, mirror or swapped edge moves one."""
+    image = Image.new("RGB", (width, height), (128, 128, 128))
+    w, h = width // 4, height // 4
+    image.paste(RED, (0, 0, w, h))
+    image.paste(GREEN, (width - w, 0, width, h))
+    image.paste(BLUE, (0, height - h, w, height))
+    image.paste(YELLOW, (width - w, height - h, width, height))
+    return image
+
+
+async def test_a_jpeg_xl_gets_three_sizes_decoded_by_ffmpeg_upright(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    jxl = make_jxl(archive / "loc" / "photo.jxl", _four_corner_image(1800, 1200))
+    assert jxl.read_bytes()[:2] == b"\xff\x0a"  # a JPEG XL codestream, not a PNG renamed
+    digest = add_media_row(db_path, "image", jxl, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(jxl)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    expected = thumbnail_paths(str(archive), digest)
+    paths = {"sm": expected[400], "lg": expected[800], "preview": expected[1920]}
+    assert result == {"paths": paths, "source": "ffmpeg-decode"}
+    assert _sizes(paths) == {"sm": (600, 400), "lg": (1200, 800), "preview": (1800, 1200)}
+    corners = {"top-left": RED, "top-right": GREEN, "bottom-left": BLUE, "bottom-right": YELLOW}
+    for path in paths.values():
+        for corner, colour in corners.items():
+            shown = _colour_at(path, *CORNERS[corner])
+            assert _near(shown, colour), f"{corner} of {path} is {shown}"
+        assert _near(_colour_at(path, 0.5, 0.5), (128, 128, 128))
+    row = _row(db_path, "imgs", digest)
+    assert (row["thumb_path_sm"], row["thumb_path_lg"], row["preview_path"], row["thumb_path"]) == (
+        paths["sm"],
+        paths["lg"],
+        paths["preview"],
+        paths["sm"],
+    )
+    assert row["preview_extracted"] == 0
+    assert events.of("asset:thumbnail-ready") == [{"hash": digest, "mediaType": "image", "paths": paths}]
+    assert _temp_files(archive) == []
+
+
+async def test_an_undecodable_jpeg_xl_is_dead_after_one_attempt_with_ffmpegs_reason(
+    db: Database,
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    toolset: Toolset,
+    pool: ExifToolPool,
+) -> None:
+    garbage = _write_garbage(archive / "loc" / "garbage.jxl")
+    digest = add_media_row(db_path, "image", garbage, location.locid)
+    (job_id,) = await add_jobs(
+        db, NewJob(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(garbage)})
+    )
+
+    dead = await _first_dead_letter(db, toolset, archive, pool)
+
+    row = await job_row(db, job_id)
+    assert (row["status"], row["attempts"]) == ("dead", 1)
+    assert row["error"].startswith(
+        f"cannot decode JPEG XL image {garbage} with ffmpeg: ffmpeg exited with 1: "
+    )
+    # ffmpeg's own words for AVERROR_INVALIDDATA, which its libjxl wrapper returns on a decode error.
+    assert "Invalid data found when processing input" in row["error"]
+    assert (dead["jobId"], dead["attempts"], dead["error"]) == (job_id, 1, row["error"])
+    assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
+    assert not (archive / ".thumbnails").exists()
+
+
+async def test_without_ffmpeg_a_jpeg_xl_fails_for_good_naming_the_option(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    toolset: Toolset,
+    pool: ExifToolPool,
+) -> None:
+    jxl = make_jxl(archive / "loc" / "photo.jxl", _four_corner_image(300, 200))
+    digest = add_media_row(db_path, "image", jxl, location.locid)
+    payload = {"hash": digest, "mediaType": "image", "archivePath": str(jxl)}
+    job = make_context(Queue.THUMBNAIL, payload, tools=dataclasses.replace(toolset, ffmpeg=None))
+
+    with pytest.raises(ToolMissing, match="ffmpeg not found; set --ffmpeg") as raised:
+        await thumbnail_handler(pool)(job)
+
+    assert isinstance(raised.value, PermanentFailure)
+    assert _row(db_path, "imgs", digest)["thumb_path_sm"] is None
+
+
 # --- Failures ---
 
 
@@ -925,7 +1040,7 @@ async def test_a_payload_hash_that_is_not_a_hash_never_becomes_a_path(
         await thumbnail_handler(pool)(job)
 
 
-@pytest.mark.parametrize("name", ["gone.jpg", "gone.dng"])
+@pytest.mark.parametrize("name", ["gone.jpg", "gone.dng", "gone.jxl"])
 async def test_a_missing_source_file_fails_the_attempt_saying_so(
     db_path: Path,
     archive: Path,
