@@ -37,12 +37,14 @@ async def _nothing_after(_: Page, __: object) -> None:
 @dataclass(frozen=True, slots=True)
 class PageStep(Generic[W, R]):
     """What a step does with a page: `work` off the event loop (the byte pool), `record` its outcomes
-    inside the page's transaction, then `recorded` once that committed (counts, leftover files)."""
+    inside the page's transaction, then `recorded` once that committed (counts, leftover files), or
+    `unrecorded` when the commit failed (files the work made that nothing will ever know of)."""
 
     step: ImportStep
     work: Callable[[Page], Coroutine[Any, Any, W]]
     record: Callable[[aiosqlite.Connection, Page, W], Awaitable[R]]
     recorded: Callable[[Page, R], Awaitable[None]] = _nothing_after
+    unrecorded: Callable[[Page, W], Awaitable[None]] = _nothing_after
 
 
 async def commit(
@@ -68,7 +70,11 @@ async def run_pages(
     async def commit_oldest() -> None:
         page, work = in_flight.popleft()  # first: whatever happens below, never committed again
         outcome = await work
-        result = await commit(db, step.step, stop, lambda conn: step.record(conn, page, outcome))
+        try:
+            result = await commit(db, step.step, stop, lambda conn: step.record(conn, page, outcome))
+        except Exception:
+            await step.unrecorded(page, outcome)
+            raise
         await step.recorded(page, result)
 
     try:

@@ -456,7 +456,16 @@ async def torture_round(spawn_sidecar: Spawn, tmp_path: Path, card: Card, plan_:
     assert session is not None
     assert_survived(paths, location, card, session, kills)
     for kill in kills:
-        assert kill.landed == kill.point.phase, f"{plan_}: the kill at {kill.point} landed in {kill.landed}"
+        # The steps overlap, so copy and validate are the front step (their status) only for the last
+        # windows: a kill meant for them may find the step done and land in a later step, but always
+        # inside the import.
+        planned, landed = kill.point.phase, kill.landed
+        ok = landed == planned or (
+            planned in ("copying", "validating") and step_rank(landed) > step_rank(planned)
+        )
+        assert ok and (landed == "jobs") == (planned == "jobs"), (
+            f"{plan_}: the kill at {kill.point} landed in {landed}"
+        )
     return kills
 
 

@@ -118,8 +118,11 @@ async def test_kills_while_copying_never_copy_an_archived_file_again(
         def copied_more(_: Any, before: int = before) -> bool:
             return len(org_files(sidecar_paths.archive)) >= before + 2
 
+        # The steps overlap: copies are made while the card is still read (status hashing).
         copying = await client.notification(
-            "import:v2:progress", lambda p: p["status"] == "copying" and copied_more(p), timeout=120
+            "import:v2:progress",
+            lambda p: p["status"] in ("hashing", "copying") and copied_more(p),
+            timeout=120,
         )
         session = copying["sessionId"]
         await client.kill()

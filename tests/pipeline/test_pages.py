@@ -57,8 +57,11 @@ class Recorder:
             self.stop.cancel()
             self.stop.check()
 
+    async def unrecorded(self, page: Page, outcome: int) -> None:
+        self.log.append(f"unrecorded {page[0].file_id} ({outcome})")
+
     def step(self) -> PageStep[int, int]:
-        return PageStep(ImportStep.HASH, self.work, self.record, self.recorded)
+        return PageStep(ImportStep.HASH, self.work, self.record, self.recorded, self.unrecorded)
 
     async def committed(self) -> list[int]:
         return [r[0] for r in await self.db.fetch_all("SELECT page FROM committed ORDER BY rowid")]
@@ -172,6 +175,8 @@ async def test_a_failed_commit_rolls_back_its_page_keeps_the_error_and_still_rec
     # Page 2's insert was rolled back with its transaction; page 3 was in flight and is recorded.
     assert await recorder.committed() == [1, 3]
     assert "work 4" not in recorder.log
+    # Page 2's work is handed back, with its outcome, to be undone (a copy page removes its copies).
+    assert [entry for entry in recorder.log if entry.startswith("unrecorded")] == ["unrecorded 2 (20)"]
 
 
 async def test_a_cancelled_loop_cancels_the_work_in_flight(db: Database) -> None:

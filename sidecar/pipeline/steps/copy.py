@@ -36,7 +36,11 @@ class Copied:
 async def run(ctx: RunContext, window: Window = EVERYTHING, targets: "Targets | None" = None) -> None:
     targets = targets or Targets(ctx)
     step = PageStep(
-        ImportStep.COPY, partial(_copy, ctx, targets), partial(_record, ctx), partial(_recorded, ctx)
+        ImportStep.COPY,
+        partial(_copy, ctx, targets),
+        partial(_record, ctx),
+        partial(_recorded, ctx),
+        _unrecorded,
     )
     for sidecars in (False, True):
         # Sidecars after every parent's page is committed: they follow their parent's target.
@@ -90,6 +94,12 @@ async def _recorded(ctx: RunContext, page: list[JournalFile], copied: Copied) ->
         return
     skip(ctx, ImportStep.COPY, copied.settled)
     count(ctx, ImportStep.COPY, page, copied.updates)
+
+
+async def _unrecorded(_: list[JournalFile], copied: Copied) -> None:
+    """The page's commit failed (the database full, the app holding its lock): the copies it made
+    are known to nothing, so they go (a resume copies those files again)."""
+    await asyncio.to_thread(fs.remove_files, copied.made)
 
 
 def _copied(ctx: RunContext, file: JournalFile, target: str, outcome: CopyOutcome) -> FileUpdate | None:
