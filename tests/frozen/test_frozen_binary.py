@@ -26,6 +26,7 @@ from PIL import Image
 from sidecar import PROTOCOL_VERSION, __version__
 from tests.support.archive import add_location, assert_archive_invariant, hash16, write
 from tests.support.client import REPO, RpcError, SidecarPaths, SidecarProcess, Spawn
+from tests.support.flashpix import write_flashpix
 from tests.support.media import make_heic
 from tests.support.raws import make_cfa_dng
 
@@ -257,21 +258,23 @@ async def test_thumbnails_come_from_the_bundled_pillow(
         assert (small.format, small.size) == ("JPEG", (533, 400))
 
 
-async def test_heic_and_raw_thumbnails_come_from_the_bundled_decoders(
+async def test_heic_raw_and_flashpix_thumbnails_come_from_the_bundled_decoders(
     frozen: Path, spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    # pi-heif (libheif, libde265) and rawpy (LibRaw, numpy) must be in the bundle: neither is
-    # imported until the first such thumbnail, so only a decode proves it.
+    # pi-heif (libheif, libde265), rawpy (LibRaw, numpy) and olefile (Pillow's FlashPix reader)
+    # must be in the bundle: none is imported until the first such thumbnail (without olefile
+    # Pillow merely skips its FPX plugin), so only a decode proves it.
     client = await spawn_sidecar(sidecar_paths.args())
     location = add_location(sidecar_paths.db)
     card = tmp_path / "card"
     picture = Image.new("RGB", (600, 400), (200, 120, 40))
     heic = make_heic(card / "IMG_0001.HEIC", picture)
     raw = make_cfa_dng(card / "L1000001.DNG", picture)
+    fpx = write_flashpix(card / "IMG_0002.FPX", picture)
 
     result = await client.request("import:v2:start", location.start_params(card))
     assert result["status"] == "completed", result
-    for source, size in ((heic, (600, 400)), (raw, (300, 200))):  # LibRaw decodes at half size
+    for source, size in ((heic, (600, 400)), (raw, (300, 200)), (fpx, (600, 400))):  # LibRaw: half size
         digest = hash16(source)
         ready = await client.notification("asset:thumbnail-ready", lambda p: p["hash"] == digest, 60)  # noqa: B023
         with Image.open(ready["paths"]["sm"]) as small:

@@ -353,7 +353,33 @@ def _open(source: Source) -> Image.Image:
     if source.kind is SourceKind.RAW_DECODE and source.path is not None:
         return _libraw_decode(source.path, source.label)
     _register_heif()
-    return Image.open(source.path if source.path is not None else io.BytesIO(source.data or b""))
+    image = Image.open(source.path if source.path is not None else io.BytesIO(source.data or b""))
+    if image.format == "FPX":
+        return _flashpix_whole_tiles(image)
+    return image
+
+
+# FlashPix stores every tile whole, the ones past the right and bottom edges padded; Pillow's reader
+# sets those up clipped to the image (PIL/FpxImagePlugin.py, _open_subimage: x1 = min(xsize, x +
+# xtile)), which its JPEG decoder refuses ("broken data stream") and its raw decoder reads with the
+# clipped width as the stride. So a FlashPix is decoded at its padded size, every tile whole, and
+# cropped: its tiles are 64x64 (Pillow refuses others), its draft is a no-op anyway.
+_FLASHPIX_TILE = 64
+
+
+def _flashpix_whole_tiles(image: ImageFile.ImageFile) -> Image.Image:
+    with image:
+        width, height = image.size
+        tile = _FLASHPIX_TILE
+        image._size = (-(-width // tile) * tile, -(-height // tile) * tile)
+        image.tile = [
+            descriptor._replace(extents=(x, y, x + tile, y + tile))
+            for descriptor in image.tile
+            if descriptor.extents is not None
+            for x, y, _, _ in [descriptor.extents]
+        ]
+        image.load()
+        return image.crop((0, 0, width, height))
 
 
 def _libraw_decode(path: str, label: str) -> Image.Image:

@@ -1,5 +1,6 @@
 """The `thumbnail` handler on real files (JPEGs with EXIF by exiftool, videos and JPEG XLs by ffmpeg,
-a DNG-shaped RAW with an embedded JPEG read by the real exiftool) over a real SQLite file."""
+a DNG-shaped RAW with an embedded JPEG read by the real exiftool, a FlashPix by the tests' own
+writer) over a real SQLite file."""
 
 import asyncio
 import dataclasses
@@ -33,6 +34,7 @@ from sidecar.tools.discovery import Toolset
 from sidecar.tools.exiftool import ExifToolPool
 from sidecar.tools.process import ToolMissing
 from tests.support.archive import LocationFixture, add_media_row
+from tests.support.flashpix import write_flashpix
 from tests.support.jobs import ContextMaker, RecordedEvents, add_jobs, job_row
 from tests.support.media import exiftool, make_corrupt_jpeg, make_heic, make_jpeg, make_jxl, make_video
 from tests.support.processes import lowered, this_thread
@@ -918,6 +920,49 @@ async def test_a_jpeg_xl_gets_three_sizes_decoded_by_ffmpeg_upright(
     for path in paths.values():
         for corner, colour in corners.items():
             shown = _colour_at(path, *CORNERS[corner])
+            assert _near(shown, colour), f"{corner} of {path} is {shown}"
+        assert _near(_colour_at(path, 0.5, 0.5), (128, 128, 128))
+    row = _row(db_path, "imgs", digest)
+    assert (row["thumb_path_sm"], row["thumb_path_lg"], row["preview_path"], row["thumb_path"]) == (
+        paths["sm"],
+        paths["lg"],
+        paths["preview"],
+        paths["sm"],
+    )
+    assert row["preview_extracted"] == 0
+    assert events.of("asset:thumbnail-ready") == [{"hash": digest, "mediaType": "image", "paths": paths}]
+    assert _temp_files(archive) == []
+
+
+async def test_a_flashpix_gets_three_sizes_upright_its_edge_tiles_included(
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    # 1800x1200 in 64x64 JPEG tiles: the last column of tiles holds 8 pixels, the last row 48.
+    fpx = write_flashpix(archive / "loc" / "photo.fpx", _four_corner_image(1800, 1200))
+    assert fpx.read_bytes()[:8] == bytes.fromhex("D0CF11E0A1B11AE1")  # a compound file
+    digest = add_media_row(db_path, "image", fpx, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(fpx)})
+
+    result = await thumbnail_handler(pool)(job)
+    assert result is not None
+
+    expected = thumbnail_paths(str(archive), digest)
+    paths = {"sm": expected[400], "lg": expected[800], "preview": expected[1920]}
+    assert result == {"paths": paths, "source": "file"}
+    assert _sizes(paths) == {"sm": (600, 400), "lg": (1200, 800), "preview": (1800, 1200)}
+    # The corners, and the image's very edges, which lie in the partial tiles.
+    corners = {**CORNERS, "top-right": (0.999, 0.001), "bottom-right": (0.999, 0.999)}
+    corners |= {"bottom-left": (0.001, 0.999), "middle of the right edge": (0.999, 0.5)}
+    colours = {"top-left": RED, "top-right": GREEN, "bottom-left": BLUE, "bottom-right": YELLOW}
+    colours["middle of the right edge"] = (128, 128, 128)
+    for path in paths.values():
+        for corner, colour in colours.items():
+            shown = _colour_at(path, *corners[corner])
             assert _near(shown, colour), f"{corner} of {path} is {shown}"
         assert _near(_colour_at(path, 0.5, 0.5), (128, 128, 128))
     row = _row(db_path, "imgs", digest)
