@@ -13,7 +13,7 @@ from sidecar.pipeline.status import ImportStep
 T = TypeVar("T")
 R = TypeVar("R")
 
-# What a step does with a file that has not reached it yet, once the file ends early.
+# The states in which a file leaves the pipeline early: the steps after it never see the file.
 _ENDED = (FileState.DUPLICATE, FileState.FAILED)
 
 
