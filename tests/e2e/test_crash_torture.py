@@ -16,7 +16,8 @@ are through it: k is then a fraction of what that notification says is left. For
 k-th `asset:*` notification after `import:v2:complete`. The SIGKILL goes to the process group
 (pool workers, exiftool, ffmpeg die with it) from the event's callback, within a millisecond.
 Each kill records where it landed (the session's status in the database) and the round asserts it
-was the planned phase: a step that ended before its k-th event would show as the next one.
+was the planned phase, or, for copy, validate and finalize (the front step only for the last
+windows, as the steps overlap), a later one when the step ended before its k-th event.
 
 Rounds. A round is a fresh database and archive importing the same sources (made once per
 module), killed once, or killed again in a later phase while the resume runs; then restarted,
@@ -456,16 +457,15 @@ async def torture_round(spawn_sidecar: Spawn, tmp_path: Path, card: Card, plan_:
     assert session is not None
     assert_survived(paths, location, card, session, kills)
     for kill in kills:
-        # The steps overlap, so copy and validate are the front step (their status) only for the last
-        # windows: a kill meant for them may find the step done and land in a later step, but always
-        # inside the import.
+        # The steps overlap, so copy, validate and finalize are the front step (their status) only for
+        # the last windows, often a fraction of a second: a kill meant for them may find the step
+        # done and land later (the round still checks what it left). Kills while the card is read
+        # land in their pages of earlier windows; the stop torture places them at every commit.
         planned, landed = kill.point.phase, kill.landed
-        ok = landed == planned or (
-            planned in ("copying", "validating") and step_rank(landed) > step_rank(planned)
+        ran_out = planned in ("copying", "validating", "finalizing") and step_rank(landed) > step_rank(
+            planned
         )
-        assert ok and (landed == "jobs") == (planned == "jobs"), (
-            f"{plan_}: the kill at {kill.point} landed in {landed}"
-        )
+        assert landed == planned or ran_out, f"{plan_}: the kill at {kill.point} landed in {landed}"
     return kills
 
 
