@@ -7,6 +7,7 @@ partial file or a wrong row (SPEC §6 "Invariant", §10 "Reliability").
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -96,8 +97,16 @@ def fill(disk: Path) -> Path:
     """Take every free byte of a filesystem; returns the file holding them."""
     ballast = disk / "ballast"
     with open(ballast, "wb") as file:
-        free = os.statvfs(disk)
-        os.posix_fallocate(file.fileno(), 0, free.f_bavail * free.f_frsize)
+        # The import writes beside us: what was free a moment ago may be taken by the time we ask
+        # for it, so ask again for what is left until nothing is.
+        for _ in range(100):
+            stats = os.statvfs(disk)
+            if stats.f_bavail == 0:
+                break
+            with contextlib.suppress(OSError):  # ENOSPC: another writer took some of it first
+                os.posix_fallocate(
+                    file.fileno(), os.fstat(file.fileno()).st_size, stats.f_bavail * stats.f_frsize
+                )
     assert os.statvfs(disk).f_bavail == 0
     return ballast
 
