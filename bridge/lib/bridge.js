@@ -135,6 +135,8 @@ class Deferred {
 class Bridge {
   /** @type {SidecarProcess | null} */
   #current = null;
+  /** Every sidecar started and not yet seen to exit: dispose() stops them all, current or not. */
+  #live = new Set();
   /**
    * Settled iff a ready sidecar runs now (resolved), or none ever will again (rejected).
    * @type {Deferred<SidecarReadyNotification>}
@@ -221,13 +223,18 @@ class Bridge {
     this.#settleReady(this.#unavailable);
     const current = this.#current;
     this.logger.info('stopping the sidecar', { action: 'bridge.dispose', pid: current?.pid });
-    this.#disposing = (async () => {
-      if (current) {
-        await current.stop({
-          gracefulMs: this.options.shutdownTimeoutMs ?? 10_000,
-          terminateMs: this.options.terminateTimeoutMs ?? 2_000,
-        });
+    for (const sidecar of this.#live) {
+      if (sidecar !== current) {
+        // Not expected: a restart raced an exit. Whatever it is, it must not outlive the bridge.
+        this.logger.warn('stopping a sidecar that is not the current one', { action: 'bridge.stray', pid: sidecar.pid });
       }
+    }
+    const timeouts = {
+      gracefulMs: this.options.shutdownTimeoutMs ?? 10_000,
+      terminateMs: this.options.terminateTimeoutMs ?? 2_000,
+    };
+    this.#disposing = (async () => {
+      await Promise.all([...this.#live].map((sidecar) => sidecar.stop(timeouts)));
       this.#listeners.clear();
     })();
     return this.#disposing;
@@ -278,6 +285,7 @@ class Bridge {
       onExit: (info) => this.#onExit(sidecar, info),
     });
     this.#current = sidecar;
+    this.#live.add(sidecar);
     sidecar.start();
     if (sidecar.pid !== undefined) {
       this.logger.info('started the sidecar', { action: 'bridge.spawn', pid: sidecar.pid });
@@ -314,6 +322,7 @@ class Bridge {
       error: info.error?.message,
     });
     this.#emit('bridge:exit', info);
+    this.#live.delete(sidecar);
     if (sidecar !== this.#current) return;
     this.#current = null;
     if (this.#unavailable) return; // disposed: no restart

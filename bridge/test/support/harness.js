@@ -21,7 +21,7 @@ const FIXTURES = path.join(__dirname, 'fixtures.py');
 
 /**
  * A fresh directory with a database path, an archive and a source folder.
- * @param {import('node:test').TestContext | {after: (fn: () => void) => void}} [t] removes it after the test
+ * @param {import('node:test').TestContext | {after: (fn: () => void) => void}} [t] a test: removed when the test file exits
  */
 function tempPaths(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'au-bridge-'));
@@ -33,9 +33,18 @@ function tempPaths(t) {
   };
   fs.mkdirSync(paths.source);
   fs.mkdirSync(paths.archive);
-  t?.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  if (t) TEMP_DIRS.add(dir);
   return paths;
 }
+
+// Removed when the test file's process exits, not in a test's own after-hook: hooks run in the
+// order they were added, and this one comes before the test's bridge.dispose(), so it would
+// remove the folders under a sidecar still writing (its background jobs), fail with ENOTEMPTY,
+// and the dispose after it would never run, leaving the sidecar and the test process alive.
+const TEMP_DIRS = new Set();
+process.once('exit', () => {
+  for (const dir of TEMP_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /**
  * The options createSidecarBridge needs to run this checkout's sidecar.
