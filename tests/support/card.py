@@ -164,12 +164,18 @@ def _make_operations(root: Path, state: CardState) -> Any:
     return CardOperations()
 
 
-def _serve_control(sock_path: str, state: CardState) -> None:
-    """One JSON command a line, one JSON answer a line: pull, pull_after BYTES, insert, fail NAME,
-    heal NAME, reset (the counts), rate, stats."""
+def _listen(sock_path: str) -> socket.socket:
+    """The control socket, listening before the mount says it is ready: a driver that connects at
+    once must find it (a thread that bound it later, on a loaded machine, refused the first command)."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(sock_path)
     server.listen()
+    return server
+
+
+def _serve_control(server: socket.socket, state: CardState) -> None:
+    """One JSON command a line, one JSON answer a line: pull, pull_after BYTES, insert, fail NAME,
+    heal NAME, reset (the counts), rate, stats."""
     while True:
         conn, _ = server.accept()
         with conn, conn.makefile("rwb") as stream:
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     import mfusepy
 
     state = CardState(rate=args.rate, burst=args.burst, tokens=float(args.burst))
-    threading.Thread(target=_serve_control, args=(args.socket, state), daemon=True).start()
+    threading.Thread(target=_serve_control, args=(_listen(args.socket), state), daemon=True).start()
     operations = _make_operations(args.folder.resolve(), state)
     options: dict[str, Any] = {
         "foreground": True,
