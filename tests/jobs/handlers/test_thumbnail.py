@@ -906,32 +906,11 @@ async def test_a_jpeg_xl_gets_three_sizes_decoded_by_ffmpeg_upright(
 ) -> None:
     jxl = make_jxl(archive / "loc" / "photo.jxl", _four_corner_image(1800, 1200))
     assert jxl.read_bytes()[:2] == b"\xff\x0a"  # a JPEG XL codestream, not a PNG renamed
-    digest = add_media_row(db_path, "image", jxl, location.locid)
-    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(jxl)})
-
-    result = await thumbnail_handler(pool)(job)
-    assert result is not None
-
-    expected = thumbnail_paths(str(archive), digest)
-    paths = {"sm": expected[400], "lg": expected[800], "preview": expected[1920]}
-    assert result == {"paths": paths, "source": "ffmpeg-decode"}
-    assert _sizes(paths) == {"sm": (600, 400), "lg": (1200, 800), "preview": (1800, 1200)}
     corners = {"top-left": RED, "top-right": GREEN, "bottom-left": BLUE, "bottom-right": YELLOW}
-    for path in paths.values():
-        for corner, colour in corners.items():
-            shown = _colour_at(path, *CORNERS[corner])
-            assert _near(shown, colour), f"{corner} of {path} is {shown}"
-        assert _near(_colour_at(path, 0.5, 0.5), (128, 128, 128))
-    row = _row(db_path, "imgs", digest)
-    assert (row["thumb_path_sm"], row["thumb_path_lg"], row["preview_path"], row["thumb_path"]) == (
-        paths["sm"],
-        paths["lg"],
-        paths["preview"],
-        paths["sm"],
+    probes = {corner: (CORNERS[corner], colour) for corner, colour in corners.items()}
+    await _assert_four_corner_thumbnails(
+        jxl, "ffmpeg-decode", probes, db_path, archive, location, make_context, events, pool
     )
-    assert row["preview_extracted"] == 0
-    assert events.of("asset:thumbnail-ready") == [{"hash": digest, "mediaType": "image", "paths": paths}]
-    assert _temp_files(archive) == []
 
 
 async def test_a_flashpix_gets_three_sizes_upright_its_edge_tiles_included(
@@ -945,25 +924,47 @@ async def test_a_flashpix_gets_three_sizes_upright_its_edge_tiles_included(
     # 1800x1200 in 64x64 JPEG tiles: the last column of tiles holds 8 pixels, the last row 48.
     fpx = write_flashpix(archive / "loc" / "photo.fpx", _four_corner_image(1800, 1200))
     assert fpx.read_bytes()[:8] == bytes.fromhex("D0CF11E0A1B11AE1")  # a compound file
-    digest = add_media_row(db_path, "image", fpx, location.locid)
-    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(fpx)})
+    # The corners, and the image's very edges, which lie in the partial tiles.
+    probes = {
+        "top-left": (CORNERS["top-left"], RED),
+        "top-right": ((0.999, 0.001), GREEN),
+        "bottom-left": ((0.001, 0.999), BLUE),
+        "bottom-right": ((0.999, 0.999), YELLOW),
+        "middle of the right edge": ((0.999, 0.5), (128, 128, 128)),
+    }
+    await _assert_four_corner_thumbnails(
+        fpx, "file", probes, db_path, archive, location, make_context, events, pool
+    )
+
+
+async def _assert_four_corner_thumbnails(
+    image: Path,
+    source: str,
+    probes: dict[str, tuple[tuple[float, float], tuple[int, int, int]]],
+    db_path: Path,
+    archive: Path,
+    location: LocationFixture,
+    make_context: ContextMaker,
+    events: RecordedEvents,
+    pool: ExifToolPool,
+) -> None:
+    """An 1800x1200 image of _four_corner_image gets its three sizes upright from `source`: each
+    probe (label -> (point, colour)) and the grey centre where they belong, the row's paths, the
+    event, no temp file left."""
+    digest = add_media_row(db_path, "image", image, location.locid)
+    job = make_context(Queue.THUMBNAIL, {"hash": digest, "mediaType": "image", "archivePath": str(image)})
 
     result = await thumbnail_handler(pool)(job)
     assert result is not None
 
     expected = thumbnail_paths(str(archive), digest)
     paths = {"sm": expected[400], "lg": expected[800], "preview": expected[1920]}
-    assert result == {"paths": paths, "source": "file"}
+    assert result == {"paths": paths, "source": source}
     assert _sizes(paths) == {"sm": (600, 400), "lg": (1200, 800), "preview": (1800, 1200)}
-    # The corners, and the image's very edges, which lie in the partial tiles.
-    corners = {**CORNERS, "top-right": (0.999, 0.001), "bottom-right": (0.999, 0.999)}
-    corners |= {"bottom-left": (0.001, 0.999), "middle of the right edge": (0.999, 0.5)}
-    colours = {"top-left": RED, "top-right": GREEN, "bottom-left": BLUE, "bottom-right": YELLOW}
-    colours["middle of the right edge"] = (128, 128, 128)
     for path in paths.values():
-        for corner, colour in colours.items():
-            shown = _colour_at(path, *corners[corner])
-            assert _near(shown, colour), f"{corner} of {path} is {shown}"
+        for label, (point, colour) in probes.items():
+            shown = _colour_at(path, *point)
+            assert _near(shown, colour), f"{label} of {path} is {shown}"
         assert _near(_colour_at(path, 0.5, 0.5), (128, 128, 128))
     row = _row(db_path, "imgs", digest)
     assert (row["thumb_path_sm"], row["thumb_path_lg"], row["preview_path"], row["thumb_path"]) == (
