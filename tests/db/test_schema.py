@@ -355,6 +355,23 @@ async def test_new_file_state(new_db: Path) -> None:
         ]
 
 
+async def test_our_writer_syncs_as_the_apps_own_connection_in_wal_mode_only(tmp_path: Path) -> None:
+    """WAL (the app's mode, and a new file's): synchronous NORMAL, as the app's better-sqlite3 runs
+    it (reference/app-database.md §6). Any other journal mode keeps SQLite's FULL, under which
+    NORMAL could corrupt the file at a power loss."""
+    rollback_journal = tmp_path / "app.db"
+    _make_app_db(rollback_journal)
+    with _sqlite(rollback_journal) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    for path, expected in ((tmp_path / "new.db", 1), (rollback_journal, 2)):
+        db = await Database.open(path)
+        try:
+            async with db.transaction() as conn, conn.execute("PRAGMA synchronous") as cursor:
+                assert (await cursor.fetchone())[0] == expected, path.name
+        finally:
+            await db.close()
+
+
 async def test_new_file_enforces_the_apps_checks_and_delete_actions(new_db: Path) -> None:
     with _sqlite(new_db) as conn:
         conn.execute("PRAGMA foreign_keys = ON")
