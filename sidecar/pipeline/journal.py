@@ -387,7 +387,9 @@ class Journal:
     ) -> set[str]:
         """Of these (file id, hash) pairs' hashes, those already archived for this media type or
         claimed by another file of this import (duplicates within one import are caught too, unlike
-        the app). In the caller's transaction; a file's own row never counts."""
+        the app). In the caller's transaction; a file's own row never counts. Named index: without
+        statistics SQLite walked every file of the session for each chunk, a hash commit's time
+        growing with the import (14 ms per chunk at 20 000 files)."""
         table = media_table(media_type)
         column = table.hash_column
         asking = {file_id for file_id, _ in files}
@@ -398,7 +400,8 @@ class Journal:
             async with conn.execute(sql, chunk) as cursor:
                 found.update(r[0] for r in await cursor.fetchall())
             async with conn.execute(
-                f"SELECT hash, file_id FROM aus_import_files WHERE session_id = ? AND media_type = ?"
+                f"SELECT hash, file_id FROM aus_import_files INDEXED BY aus_import_files_hash"
+                f" WHERE session_id = ? AND media_type = ?"
                 f" AND hash IN ({marks}) AND state IN ('hashed', 'copied', 'validated', 'finalized')",
                 (session_id, media_type.value, *chunk),
             ) as cursor:
