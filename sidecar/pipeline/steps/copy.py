@@ -120,7 +120,8 @@ class Targets:
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
         self._folder = ctx.location_folder
-        self._checked: dict[Path, Path] = {}
+        self._media_folders: dict[MediaType, str] = {}
+        self._checked: set[str] = set()  # folders known to resolve inside the archive
 
     def plan(
         self, page: Sequence[JournalFile]
@@ -152,10 +153,8 @@ class Targets:
 
     def _target(self, file: JournalFile, taken: set[str]) -> str:
         assert file.hash is not None
-        loc12 = self._ctx.location.loc12
         if file.media_type is not MediaType.SIDECAR:
-            folder = media_folder(self._folder, file.media_type, loc12)
-            return self._inside(folder, archive_name(file.hash, file.extension))
+            return self._inside(self._media_folder(file.media_type), archive_name(file.hash, file.extension))
         if file.parent_id is not None:
             if file.parent_state is FileState.DUPLICATE:
                 raise _FollowsParent(FileUpdate(file.file_id, FileState.DUPLICATE))
@@ -169,18 +168,25 @@ class Targets:
                 )
                 # Never overwrite a sidecar already there (its name is the parent's hash, not its own).
                 if beside not in taken and not os.path.lexists(beside):
-                    return self._inside(Path(beside).parent, Path(beside).name)
-        folder = media_folder(self._folder, MediaType.SIDECAR, loc12)
-        return self._inside(folder, archive_name(file.hash, file.extension))
+                    return self._inside(os.path.dirname(beside), os.path.basename(beside))
+        return self._inside(self._media_folder(MediaType.SIDECAR), archive_name(file.hash, file.extension))
 
-    def _inside(self, folder: Path, name: str) -> str:
+    def _media_folder(self, media_type: MediaType) -> str:
+        """Built once per run: per file, the path building was most of a small file's planning."""
+        folder = self._media_folders.get(media_type)
+        if folder is None:
+            loc12 = self._ctx.location.loc12
+            folder = self._media_folders[media_type] = str(media_folder(self._folder, media_type, loc12))
+        return folder
+
+    def _inside(self, folder: str, name: str) -> str:
         """`folder/name`, the folder checked to resolve inside the archive. The name needs no check:
         archive_name allows only `<16 hex><.ext>`, and the copier refuses anything but a regular file
         under a target name and never follows a link when it renames."""
-        checked = self._checked.get(folder)
-        if checked is None:
-            checked = self._checked[folder] = contained(self._ctx.root, folder)
-        return str(checked / name)
+        if folder not in self._checked:
+            contained(self._ctx.root, Path(folder))
+            self._checked.add(folder)
+        return os.path.join(folder, name)
 
 
 class _FollowsParent(Exception):
