@@ -1,14 +1,14 @@
 """Import benchmark: the real sidecar against the hardware floor, measured side by side in one run.
 
     .venv/bin/python -m bench.import_bench [--datasets large,small,mixed,huge] [--hash-workers 1 2]
-        [--rounds R] [--workdir DIR] [--cancel] [--no-poll] [--keep]
+        [--rounds R] [--workdir DIR] [--cancel] [--poll-ms MS | --no-poll] [--keep]
 
 Per dataset (see bench/datasets.py) and round:
   floor   sync + drop caches, then timed: `b3sum` of the sources, `cp -r` to a fresh folder, `sync`,
           (drop caches, untimed) `b3sum` of the copies: a cold, durable copy with both hashes.
   import  a fresh sidecar (`serve --db --archive --hash-workers N`) with its pool warm, drop caches,
           then `import:v2:start` timed until its result, while a second task calls
-          `import:v2:status` back to back (latency p50/p99/max) and /proc is sampled every 50 ms
+          `import:v2:status` every 20 ms (--poll-ms; latency p50/p99/max) and /proc is sampled every 50 ms
           for the workers' peak RSS (VmHWM); the sidecar's own VmHWM is read at the end.
 --cancel  instead: import LARGE, cancel at the first `copying` progress (and again mid-copy, at
           percent >= 60, with 50 MiB copies in flight), and time the cancel request to the start
@@ -161,12 +161,21 @@ async def sample_workers(parent: int, stop: asyncio.Event, peaks: dict[int, int]
             await asyncio.wait_for(stop.wait(), SAMPLE_S)
 
 
-async def poll_status(client: BenchClient, until: "asyncio.Task[Any]", latencies: list[float]) -> None:
+async def poll_status(
+    client: BenchClient, until: "asyncio.Task[Any]", latencies: list[float], every_s: float
+) -> None:
+    """Status calls a call every `every_s` (0: back to back), each call's latency recorded.
+
+    The app's renderer never polls (bizzlechizzle/abandoned-archive@dfc4679, packages/desktop/src:
+    App.svelte, Imports.svelte and LocationDetail.svelte call `importV2.start` and follow
+    `onProgress`), so 20 ms, a UI's frame pace, is already far above its load. Back to back, on this machine's 2 cores, the poller and the
+    sidecar's answers took a third of the CPU from the import it measures."""
     while not until.done():
         began = time.perf_counter()
         await client.request("import:v2:status", [])
         latencies.append(time.perf_counter() - began)
         client.frames.clear()  # the client keeps every frame; thousands of answers are noise here
+        await asyncio.sleep(max(0.0, every_s - (time.perf_counter() - began)))
 
 
 async def open_sidecar(folder: Path, workers: str) -> tuple[BenchClient, Path, Path]:
@@ -209,7 +218,7 @@ def step_seconds(client: BenchClient, began: float, ended: float) -> dict[str, f
     return steps
 
 
-async def run_import(ds: Dataset, workers: str, folder: Path, poll: bool) -> dict[str, Any]:
+async def run_import(ds: Dataset, workers: str, folder: Path, poll_s: float | None) -> dict[str, Any]:
     client, db, _ = await open_sidecar(folder, workers)
     try:
         location = add_location(db)
@@ -226,7 +235,9 @@ async def run_import(ds: Dataset, workers: str, folder: Path, poll: bool) -> dic
         start = asyncio.create_task(
             client.request("import:v2:start", location.start_params(ds.root), timeout=3600)
         )
-        poller = asyncio.create_task(poll_status(client, start, latencies)) if poll else None
+        poller = (
+            asyncio.create_task(poll_status(client, start, latencies, poll_s)) if poll_s is not None else None
+        )
         result = await start
         ended = time.perf_counter()
         if poller:
@@ -370,7 +381,8 @@ async def bench_dataset(ds: Dataset, args: argparse.Namespace, work: Path, lines
         # Rotate the worker order per round so neither count always runs first.
         shift = (rnd - 1) % len(args.hash_workers)
         for workers in args.hash_workers[shift:] + args.hash_workers[:shift]:
-            row = await run_import(ds, workers, work / f"import-w{workers}-r{rnd}", not args.no_poll)
+            poll_s = None if args.no_poll else args.poll_ms / 1000
+            row = await run_import(ds, workers, work / f"import-w{workers}-r{rnd}", poll_s)
             row["ratio"] = row["seconds"] / floor["total"]
             rows.append(row)
             lines.append(row_line(ds, rnd, floor["total"], row))
@@ -407,6 +419,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cancel", action="store_true", help="only measure cancel latency on LARGE")
+    parser.add_argument(
+        "--poll-ms", type=float, default=20.0, help="a status call every MS while importing (0: back to back)"
+    )
     parser.add_argument("--no-poll", action="store_true", help="no status calls during the import")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     args = parser.parse_args(argv)
