@@ -366,8 +366,8 @@ async def test_our_writer_syncs_as_the_apps_own_connection_in_wal_mode_only(tmp_
     for path, expected in ((tmp_path / "new.db", 1), (rollback_journal, 2)):
         db = await Database.open(path)
         try:
-            async with db.transaction() as conn, conn.execute("PRAGMA synchronous") as cursor:
-                assert (await cursor.fetchone())[0] == expected, path.name
+            async with db.transaction() as writer, writer.execute("PRAGMA synchronous") as cursor:
+                assert tuple(await cursor.fetchone() or ()) == (expected,), path.name
         finally:
             await db.close()
 
