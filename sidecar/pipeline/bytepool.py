@@ -139,15 +139,16 @@ class BytePool:
         fn: Callable[[list[T]], list[R]],
         items: Sequence[T],
         sizes: Sequence[int],
-        on_item_done: Callable[[int, R], None] | None = None,
+        on_batch_done: Callable[[range], None] | None = None,
         *,
         failure: Callable[[T, str], R],
         max_in_flight: int | None = None,
     ) -> list[R]:
         """Run `fn` over `items` in batches and return its outcomes in input order.
 
-        `sizes` (bytes per item) sizes the batches and their timeouts. `on_item_done(index, outcome)`
-        is called for each item as soon as its batch finishes. `failure(item, message)` builds the
+        `sizes` (bytes per item) sizes the batches and their timeouts. `on_batch_done(indices)` is
+        called with each batch's item indices as soon as it finishes (once per batch, not per item:
+        a page of small files is thousands of items). `failure(item, message)` builds the
         outcome of an item whose batch crashed twice, timed out or raised (a bug in `fn`): the pool
         cannot know `fn`'s outcome type, so the caller states it once per call. `max_in_flight` lowers
         how many batches run at once (one for a network share, which many parallel reads overwhelm).
@@ -165,10 +166,10 @@ class BytePool:
                 start, end, nbytes = pending.popleft()
                 chunk = list(items[start:end])
                 outcomes = await self._run_batch(fn, chunk, nbytes, failure)
-                for offset, outcome in enumerate(outcomes):
-                    results[start + offset] = outcome
-                    if on_item_done is not None:
-                        on_item_done(start + offset, outcome)
+                assert len(outcomes) == end - start, "one outcome per item"
+                results[start:end] = outcomes
+                if on_batch_done is not None:
+                    on_batch_done(range(start, end))
 
         try:
             async with asyncio.TaskGroup() as group:

@@ -43,7 +43,7 @@ class ByteWork(Protocol):
         fn: Callable[[list[T]], list[R]],
         items: Sequence[T],
         sizes: Sequence[int],
-        on_item_done: Callable[[int, R], None] | None = None,
+        on_batch_done: Callable[[range], None] | None = None,
         *,
         failure: Callable[[T, str], R],
         max_in_flight: int | None = None,

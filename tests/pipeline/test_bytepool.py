@@ -59,7 +59,9 @@ def test_batches_keep_order_and_respect_both_caps() -> None:
     ]
 
 
-async def test_results_come_back_in_order_with_one_callback_per_item(pool: BytePool, tmp_path: Path) -> None:
+async def test_results_come_back_in_order_with_every_item_in_one_batch_callback(
+    pool: BytePool, tmp_path: Path
+) -> None:
     rng = random.Random(7)
     paths = []
     for i in range(500):
@@ -67,17 +69,19 @@ async def test_results_come_back_in_order_with_one_callback_per_item(pool: ByteP
         path.write_bytes(rng.randbytes(rng.randint(0, 8000)))
         paths.append(str(path))
     paths[123] = str(tmp_path / "missing.bin")
-    done: list[int] = []
+    batches: list[range] = []
     outcomes = await pool.run(
         hash_files,
         paths,
         [os.path.getsize(p) if os.path.exists(p) else 0 for p in paths],
-        on_item_done=lambda index, outcome: done.append(index),
+        on_batch_done=batches.append,
         failure=failed_hash,
     )
     assert outcomes == hash_files(paths)  # the same answers, in input order, as computed in-process
     assert outcomes[123].error == "No such file or directory"
-    assert sorted(done) == list(range(500))
+    # One call per batch of at most 16 files (the fixture's cap), together naming every item once.
+    assert sorted(i for batch in batches for i in batch) == list(range(500))
+    assert len(batches) == 32 and all(1 <= len(batch) <= 16 for batch in batches)
 
 
 async def test_a_crashed_worker_is_replaced_and_its_batch_retried_once(
@@ -175,13 +179,13 @@ async def test_cancel_stops_a_big_copy_in_flight(tmp_path: Path) -> None:
         ]
         cancelled_at: list[float] = []
 
-        def on_done(index: int, outcome: CopyOutcome) -> None:
-            if index == 0:  # the big copy runs on the other worker now: stop it
+        def on_done(indices: range) -> None:
+            if 0 in indices:  # the big copy runs on the other worker now: stop it
                 pool.cancel()
                 cancelled_at.append(time.monotonic())
 
         outcomes = await pool.run(
-            copy_files, requests, [1000, 512 << 20], on_item_done=on_done, failure=failed_copy
+            copy_files, requests, [1000, 512 << 20], on_batch_done=on_done, failure=failed_copy
         )
         returned = time.monotonic()
         assert outcomes[0].created

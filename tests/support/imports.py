@@ -59,7 +59,7 @@ class InlinePool:
         fn: Callable[[list[T]], list[R]],
         items: Sequence[T],
         sizes: Sequence[int],
-        on_item_done: Callable[[int, R], None] | None = None,
+        on_batch_done: Callable[[range], None] | None = None,
         *,
         failure: Callable[[T, str], R],
         max_in_flight: int | None = None,
@@ -70,8 +70,8 @@ class InlinePool:
         for index, item in enumerate(items):
             outcome = await asyncio.to_thread(_call, fn, item)
             outcomes.append(outcome)
-            if on_item_done is not None:
-                on_item_done(index, outcome)
+            if on_batch_done is not None:  # one item per batch here
+                on_batch_done(range(index, index + 1))
         return outcomes
 
 

@@ -31,19 +31,23 @@ async def byte_work(
     failure: Callable[[T, str], R],
     max_in_flight: int | None = None,
 ) -> list[R]:
-    """`fn` over a page's items in the pool, the progress moving per file as its batch completes."""
+    """`fn` over a page's items in the pool, the progress moving as each batch of files completes."""
 
-    def done(index: int, _: object) -> None:
-        file = page[index]
+    def done(indices: range) -> None:
+        files = [page[i] for i in indices]
         ctx.progress.advance(
-            step, work=work_of(file), files=1, size=file.size, current_file=os.path.basename(file.path)
+            step,
+            work=sum(work_of(f) for f in files),
+            files=len(files),
+            size=sum(f.size for f in files),
+            current_file=os.path.basename(files[-1].path),
         )
 
     return await ctx.pool.run(
         fn,
         list(items),
         [f.size for f in page],
-        on_item_done=done,
+        on_batch_done=done,
         failure=failure,
         max_in_flight=max_in_flight,
     )
