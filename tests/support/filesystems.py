@@ -79,9 +79,13 @@ class Mounted:
 
 
 @contextlib.contextmanager
-def loop_filesystem(fstype: str, where: Path, size_mb: int = 0, name: str | None = None) -> Iterator[Mounted]:
+def loop_filesystem(
+    fstype: str, where: Path, size_mb: int = 0, name: str | None = None, readahead_kb: int | None = None
+) -> Iterator[Mounted]:
     """Make an image in `where`, put a new `fstype` on it, attach it to a loop device and mount it
-    at `where/<name>`; yields the mount. Unmounts, detaches and removes the image at the end."""
+    at `where/<name>`; yields the mount. Unmounts, detaches and removes the image at the end.
+    `readahead_kb` sets the device's readahead before the mount: a FUSE filesystem's daemon (exfat-fuse)
+    keeps what the device had when it opened it."""
     reason = mount_unavailable()
     if reason is not None:
         raise MountUnavailable(reason)
@@ -99,6 +103,8 @@ def loop_filesystem(fstype: str, where: Path, size_mb: int = 0, name: str | None
         _run(_tool(mkfs[0], fstype), *mkfs[1:], str(image))
         # --find --show attaches this image alone and says which device it took.
         device = _run("losetup", "--find", "--show", str(image)).strip()
+        if readahead_kb is not None:
+            Path("/sys/block", Path(device).name, "queue", "read_ahead_kb").write_text(f"{readahead_kb}\n")
         if fstype == "exfat":
             # exfat-fuse refuses a plain file ("Block device required"): give it the loop device.
             _run(_tool("mount.exfat-fuse", fstype), device, str(mountpoint))
