@@ -164,12 +164,13 @@ async def sample_workers(parent: int, stop: asyncio.Event, peaks: dict[int, int]
 async def poll_status(
     client: BenchClient, until: "asyncio.Task[Any]", latencies: list[float], every_s: float
 ) -> None:
-    """Status calls a call every `every_s` (0: back to back), each call's latency recorded.
+    """A status call every `every_s` (0: back to back), each call's latency recorded.
 
     The app's renderer never polls (bizzlechizzle/abandoned-archive@dfc4679, packages/desktop/src:
     App.svelte, Imports.svelte and LocationDetail.svelte call `importV2.start` and follow
-    `onProgress`), so 20 ms, a UI's frame pace, is already far above its load. Back to back, on this machine's 2 cores, the poller and the
-    sidecar's answers took a third of the CPU from the import it measures."""
+    `onProgress`), so 20 ms, a UI's frame pace, is already far above its load. Back to back, on
+    this machine's 2 cores, the poller and the sidecar's answers took a third of the CPU from the
+    import it measures."""
     while not until.done():
         began = time.perf_counter()
         await client.request("import:v2:status", [])
