@@ -47,6 +47,9 @@ class CardState:
     burst: int
     pulled: bool = False
     pull_at: int | None = None  # pulled once this many bytes in all have been read
+    # Files with a read served as the card was pulled: the one that reached `pull_at`, and any that
+    # had passed their check just before. Their readers' next call fails.
+    served_at_pull: set[str] = field(default_factory=set)
     failing: set[str] = field(default_factory=set)  # paths under the card, "/"-rooted
     read_by_file: dict[str, int] = field(default_factory=dict)
     read_total: int = 0
@@ -76,6 +79,7 @@ class CardState:
                 "opens": self.opens,
                 "pulled": self.pulled,
                 "pull_at": self.pull_at,
+                "served_at_pull": sorted(self.served_at_pull),
                 "failing": sorted(self.failing),
             }
 
@@ -136,6 +140,8 @@ def _make_operations(root: Path, state: CardState) -> Any:
                 state.read_by_file[path] = state.read_by_file.get(path, 0) + len(data)
                 if state.pull_at is not None and state.read_total >= state.pull_at:
                     state.pulled = True  # this read is served; every later operation fails
+                if state.pulled:
+                    state.served_at_pull.add(path)
             return data
 
         def release(self, path: str, fh: int) -> int:
@@ -189,6 +195,7 @@ def _serve_control(server: socket.socket, state: CardState) -> None:
                             state.pull_at = int(command["bytes"])
                         case "insert":
                             state.pulled, state.pull_at = False, None
+                            state.served_at_pull.clear()
                         case "fail":
                             state.failing.add("/" + command["name"].lstrip("/"))
                         case "heal":
