@@ -111,6 +111,15 @@ class ImportProgress:
         self.bytes_total = size
         self.publish()
 
+    def restore(self, *, files: int, size: int, duplicates: int, errors: int) -> None:
+        """The counts the journal holds when the steps begin, sent with the first step's report: a
+        resume must not first send the status its session was stopped in (`finalizing`, say) and
+        then go back to `hashing`."""
+        self.files_total = files
+        self.bytes_total = size
+        self.duplicates = duplicates
+        self.errors = errors
+
     def finish(self, status: ImportStatus) -> None:
         self.status = status
         if status is ImportStatus.COMPLETED:

@@ -146,9 +146,12 @@ async def _begin(ctx: RunContext) -> None:
     total_files = tally.count(*FileState) - tally.failed_by_step.get(ImportStep.SCAN, 0)
     total_bytes = tally.size(*FileState)
     progress = ctx.progress
-    progress.set_totals(total_files, total_bytes)
-    progress.duplicates = tally.count(FileState.DUPLICATE, sidecars=False)
-    progress.errors = tally.count(FileState.FAILED)
+    progress.restore(
+        files=total_files,
+        size=total_bytes,
+        duplicates=tally.count(FileState.DUPLICATE, sidecars=False),
+        errors=tally.count(FileState.FAILED),
+    )
     waiting = [FileState.SCANNED]  # the states whose files a step has still to see
     for step, next_state in (
         (ImportStep.HASH, FileState.HASHED),

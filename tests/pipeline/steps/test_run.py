@@ -16,6 +16,13 @@ from sidecar.pipeline.stop import Interrupted
 from sidecar.pipeline.windows import EVERYTHING, cut
 from tests.support.imports import NewHarness, stop_at
 
+_FRONT_ORDER = [
+    ImportStatus.SCANNING,
+    ImportStatus.HASHING,
+    ImportStatus.COPYING,
+    ImportStatus.VALIDATING,
+    ImportStatus.FINALIZING,
+]
 # 13 files on the card: windows of 2, then 4.
 SMALL_WINDOWS = partial(cut, first_files=2, max_files=4)
 
@@ -59,13 +66,7 @@ async def test_progress_names_the_front_step_and_its_percent_counts_every_step(
     percents = [e.percent for e in events]
     assert percents == sorted(percents), "percent went backwards"
     statuses = [e.status for n, e in enumerate(events) if n == 0 or e.status != events[n - 1].status]
-    assert statuses == [
-        ImportStatus.SCANNING,
-        ImportStatus.HASHING,
-        ImportStatus.COPYING,
-        ImportStatus.VALIDATING,
-        ImportStatus.FINALIZING,
-    ]
+    assert statuses == _FRONT_ORDER
     # While the card is read, the copies, checks and commits of earlier windows move the bar too.
     assert any(e.status is ImportStatus.HASHING and e.percent > 40 for e in events), percents
     last = events[-1]
@@ -89,8 +90,13 @@ async def test_a_stop_at_any_commit_of_any_step_then_a_resume_ends_as_an_uninter
         with contextlib.suppress(Interrupted):  # a stop after the last commit: the run completes
             await run_import(ctx)
         failpoints.disarm()
+        ctx.progress.close()  # as the orchestrator does: no coalesced event of the stopped run comes later
         if not ctx.stop.is_set:
             break
+        before = len(harness.events.progress_events)
         await run_import(await harness.context())  # the resume
         assert await harness.snapshot() == expected, f"stopped at {point} #{nth}"
+        # Its progress starts at the front of the pipeline, not at the status it was stopped in.
+        resumed = [e.status for e in harness.events.progress_events[before:]]
+        assert resumed and resumed == sorted(resumed, key=_FRONT_ORDER.index), (point, nth, resumed)
     assert nth > 3, f"{point} was reached only {nth - 1} times"
