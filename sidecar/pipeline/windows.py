@@ -10,7 +10,12 @@ edge is allowed wherever no link crosses it.
 Windows grow: the first is small, so the first thumbnails come within seconds of the start; later
 ones are larger, so the per-window work (one round of step starts and commits) stays small beside
 the bytes. Near the end they shrink again, so little is left to copy, check and commit once the
-last byte is read.
+last byte is read. For the same reason a window that is one group bigger than a first window and
+than its own size (a clip: a file is never split) is read right after the first window: its copy
+and re-read take long, and done while the rest of the card is read they cost nothing, while at the
+end (a camera's clips sort after its photos) they would follow the last read. Of identical files
+in one import the one read first is kept, so the move can change which copy is the original, never
+what is archived.
 """
 
 from collections.abc import Sequence
@@ -53,8 +58,8 @@ def cut(
 ) -> list[Window]:
     """Windows over `files` (in file id order) that no link crosses, each the size of the one before
     it doubled, from (`first_files`, `first_bytes`) up to (`max_files`, `max_bytes`) but at most a
-    quarter of what is left (never under the first size); a window closes once it reaches either
-    limit at an edge no link crosses."""
+    quarter of what is left (never under a quarter of the first size); a window closes once it
+    reaches either limit at an edge no link crosses. Windows of one oversized group come second."""
     # A link spans the ids between its two ends, whichever end names the other.
     spans: dict[int, int] = {}
     for f in files:
@@ -63,28 +68,35 @@ def cut(
                 low, high = min(f.file_id, other), max(f.file_id, other)
                 spans[low] = max(spans.get(low, low), high)
     windows: list[Window] = []
+    oversized: list[Window] = []  # read right after the first
     limit_files, limit_bytes = first_files, first_bytes
     left_files, left_bytes = len(files), sum(f.size for f in files)
     start: int | None = None
-    count = nbytes = reach = 0
+    count = nbytes = reach = at_edge = 0  # at_edge: the window's bytes before its last group
     most_files = most_bytes = 0
     for f in files:
         if start is None:
-            start, count, nbytes = f.file_id, 0, 0
+            start, count, nbytes, at_edge = f.file_id, 0, 0, 0
             # Tapered towards the end: what follows the card's last read is the last window's
             # copy, validation and commit, so it is kept to a quarter of what is left.
-            most_files = min(limit_files, max(first_files, left_files // 4))
-            most_bytes = min(limit_bytes, max(first_bytes, left_bytes // 4))
+            most_files = min(limit_files, max(first_files // 4, left_files // 4))
+            most_bytes = min(limit_bytes, max(first_bytes // 4, left_bytes // 4))
         count += 1
         nbytes += f.size
         left_files -= 1
         left_bytes -= f.size
         reach = max(reach, spans.get(f.file_id, f.file_id))  # no edge before a link's far end
-        if reach <= f.file_id and (count >= most_files or nbytes >= most_bytes):
-            windows.append(Window(start, f.file_id))
+        if reach > f.file_id:
+            continue
+        if count >= most_files or nbytes >= most_bytes:
+            window = Window(start, f.file_id)
+            # A group bigger than a first window and than this one may be: a clip, say.
+            early = len(windows) > 0 and nbytes - at_edge > max(most_bytes, first_bytes)
+            (oversized if early else windows).append(window)
             start = None
             limit_files = min(limit_files * 2, max_files)
             limit_bytes = min(limit_bytes * 2, max_bytes)
+        at_edge = nbytes
     if start is not None:
         windows.append(Window(start, files[-1].file_id))
-    return windows
+    return windows[:1] + oversized + windows[1:]

@@ -26,8 +26,8 @@ def test_windows_cover_every_file_once_in_order_double_up_to_the_cap_and_taper_a
 
 def test_bytes_close_a_window_as_files_do() -> None:
     windows = cut(_files(10, size=100), first_files=1000, first_bytes=250, max_bytes=1000)
-    # 250 bytes, then 500 but at most a quarter of the 700 left (never under 250), and so on.
-    assert [(w.first, w.last) for w in windows] == [(1, 3), (4, 6), (7, 9), (10, 10)]
+    # 250 bytes, then 500 but at most a quarter of the 700 left (never under 62), and so on.
+    assert [(w.first, w.last) for w in windows] == [(1, 3), (4, 5), (6, 7), (8, 8), (9, 9), (10, 10)]
 
 
 def test_no_window_separates_a_file_from_what_it_links_to_either_way() -> None:
@@ -61,3 +61,17 @@ def test_random_links_within_folders_are_never_cut() -> None:
 
 def test_no_files_no_windows() -> None:
     assert cut([]) == []
+
+
+def test_a_group_too_big_for_its_window_is_read_right_after_the_first() -> None:
+    # A camera's card: photos, then two clips bigger than their windows may be (a file is never
+    # split): read at the end, their copy and re-read would follow the card's last read.
+    sizes = [3] * 20 + [100, 100]
+    files = [FileLinks(i, size, (None, None, None)) for i, size in enumerate(sizes, start=1)]
+    windows = cut(files, first_files=4, max_files=8, first_bytes=12, max_bytes=48)
+    assert sorted(_covered(windows)) == list(range(1, 23))
+    assert windows[:3] == [Window(1, 4), Window(21, 21), Window(22, 22)], windows
+    assert _covered(windows[3:]) == list(range(5, 21)), "the rest keeps its order"
+    # Files that only just pass a window's size are no such group: the order stays.
+    windows = cut(_files(50, size=5), first_files=100, first_bytes=12, max_bytes=48)
+    assert _covered(windows) == list(range(1, 51))

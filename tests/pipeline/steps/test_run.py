@@ -6,6 +6,7 @@ then a resume, ends as an uninterrupted run."""
 import contextlib
 import itertools
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "cut", SMALL_WINDOWS)
 
 
-async def _one_window_outcome(new_harness: NewHarness, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+async def _one_window_outcome(new_harness: NewHarness, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     with monkeypatch.context() as patch:
         patch.setattr(run, "cut", lambda files: [EVERYTHING] if files else [])
         reference = await new_harness()
@@ -54,6 +55,24 @@ async def test_jobs_start_while_a_card_is_read_and_the_outcome_is_one_window_s(
         assert len(steps_at_jobs) >= 3 and steps_at_jobs[0] is ImportStep.HASH, steps_at_jobs
     else:  # the archive's own disk: the jobs would compete with the import for it, so they wait
         assert steps_at_jobs == [ImportStep.FINALIZE]
+
+
+async def test_windows_read_in_another_order_archive_the_same(
+    new_harness: NewHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clip's window is read early (windows.py), out of id order: every step follows that order."""
+    expected = await _one_window_outcome(new_harness, monkeypatch)
+    monkeypatch.setattr(run, "cut", lambda files: SMALL_WINDOWS(files)[::-1])
+    harness = await new_harness()
+    await run_import(await harness.context())
+    got = await harness.snapshot()
+    for key in ("archive", "jobs", "imports"):
+        assert got[key] == expected[key], key
+    # Of identical files the one read first is kept: which name the row carries may differ, no more.
+    assert [row[:2] for row in got["rows"]] == [row[:2] for row in expected["rows"]]
+    assert sorted(state for state, _, _ in got["files"].values()) == sorted(
+        state for state, _, _ in expected["files"].values()
+    )
 
 
 async def test_progress_names_the_front_step_and_its_percent_counts_every_step(
