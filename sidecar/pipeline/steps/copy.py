@@ -22,7 +22,7 @@ from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import byte_work, count, failed, skip
 from sidecar.pipeline.windows import EVERYTHING, Window
-from sidecar.workers.bytework import CopyOutcome, CopyRequest, copy_files
+from sidecar.workers.bytework import CopyOutcome, CopyRequest, copy_files, hash_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +166,11 @@ class Targets:
                 beside = os.path.join(
                     os.path.dirname(file.parent_target), archive_name(file.parent_hash, file.extension)
                 )
-                # Never overwrite a sidecar already there (its name is the parent's hash, not its own).
-                if beside not in taken and not os.path.lexists(beside):
+                # Never overwrite a sidecar already there (its name is the parent's hash, not its own),
+                # but one with this sidecar's bytes is this one: copied by a run killed before it
+                # recorded the copy (found by the crash torture: copied again to org-misc, it left
+                # the first copy in the archive without a record).
+                if beside not in taken and (not os.path.lexists(beside) or _holds(beside, file.hash)):
                     return self._inside(os.path.dirname(beside), os.path.basename(beside))
         return self._inside(self._media_folder(MediaType.SIDECAR), archive_name(file.hash, file.extension))
 
@@ -187,6 +190,12 @@ class Targets:
             contained(self._ctx.root, Path(folder))
             self._checked.add(folder)
         return os.path.join(folder, name)
+
+
+def _holds(path: str, digest: str) -> bool:
+    """Whether the file at `path` has the content `digest` (a sidecar: small, read on the planning
+    thread)."""
+    return hash_files([path])[0].hash == digest
 
 
 class _FollowsParent(Exception):

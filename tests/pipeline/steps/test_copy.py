@@ -32,6 +32,42 @@ async def test_new_files_are_copied_by_content_and_a_sidecar_lands_beside_its_pa
             assert hash16(path) == path.stem
 
 
+async def test_a_sidecar_a_killed_run_copied_beside_its_parent_without_recording_it_is_kept_there(
+    new_harness: NewHarness,
+) -> None:
+    reference = await new_harness()
+    await reference.run([scan.run, hashing.run, copy.run])
+    photo = (await reference.files())["IMG_0003.JPG"][1]
+    [beside] = reference.archive.glob(f"locations/*/*/org-img-*/{photo}.xmp")
+    harness = await new_harness()
+    await harness.run([scan.run, hashing.run])
+    # What a kill -9 between the sidecar's copy and its page's commit leaves.
+    left = harness.archive / beside.relative_to(reference.archive)
+    left.parent.mkdir(parents=True)
+    left.write_bytes(beside.read_bytes())
+    await harness.run([copy.run])
+    assert await harness.snapshot() == await reference.snapshot()
+    assert not list(harness.archive.glob("locations/*/*/org-misc-*/*")), "copied a second time"
+
+
+async def test_a_sidecar_of_another_import_beside_the_parent_is_never_overwritten(
+    new_harness: NewHarness,
+) -> None:
+    reference = await new_harness()
+    await reference.run([scan.run, hashing.run, copy.run])
+    photo = (await reference.files())["IMG_0003.JPG"][1]
+    [beside] = reference.archive.glob(f"locations/*/*/org-img-*/{photo}.xmp")
+    harness = await new_harness()
+    await harness.run([scan.run, hashing.run])
+    theirs = harness.archive / beside.relative_to(reference.archive)
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"<x:xmpmeta>another edit</x:xmpmeta>")
+    await harness.run([copy.run])
+    assert theirs.read_bytes() == b"<x:xmpmeta>another edit</x:xmpmeta>"
+    [ours] = harness.archive.glob("locations/*/*/org-misc-*/*.xmp")
+    assert ours.read_bytes() == beside.read_bytes()
+
+
 @pytest.mark.parametrize("when", ["before", "inside", "after"])
 async def test_stopped_at_any_page_commit_then_resumed_it_copies_as_an_uninterrupted_run(
     new_harness: NewHarness, when: str
