@@ -690,6 +690,17 @@ _OWN_MIGRATIONS: tuple[tuple[str, ...], ...] = (
   PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID""",
     ),
+    # v5: the windows an import's files go through, in the order they are read (pipeline/windows.py),
+    # cut while the scan runs: a resume follows the windows its run cut, then cuts on.
+    (
+        """CREATE TABLE aus_import_windows (
+  session_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  first_id INTEGER NOT NULL,
+  last_id INTEGER NOT NULL,
+  PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID""",
+    ),
 )
 OWN_SCHEMA_VERSION: int = len(_OWN_MIGRATIONS)
 

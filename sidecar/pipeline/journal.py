@@ -17,7 +17,7 @@ from sidecar.db.connection import MAX_VARIABLES, Database, chunked, insert_many
 from sidecar.pipeline.outcome import FileProblem
 from sidecar.pipeline.scanner import Skipped
 from sidecar.pipeline.status import ImportStep
-from sidecar.pipeline.windows import FileLinks
+from sidecar.pipeline.windows import FileLinks, Window
 
 
 class FileState(StrEnum):
@@ -42,6 +42,10 @@ class NewFile:
     live_pair_id: int | None = None
     state: FileState = FileState.SCANNED
     error: str | None = None  # a scan error: the row is born failed
+
+    @property
+    def links(self) -> FileLinks:
+        return FileLinks(self.file_id, self.size, (self.parent_id, self.raw_pair_id, self.live_pair_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +134,24 @@ class Journal:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    async def restart_scan(self, session_id: str) -> None:
-        """A scan that did not finish is redone from the start (nothing was copied before it ends)."""
+    async def resume_scan(self, session_id: str) -> tuple[set[str], int]:
+        """Before a scan goes on where its run stopped: every path it recorded (files and skips, which
+        it passes over now) and the next free file id. Its errors are forgotten, to be found again
+        where they still are (a folder that could not be read may be readable now)."""
         async with self._db.transaction() as conn:
-            await conn.execute("DELETE FROM aus_import_files WHERE session_id = ?", (session_id,))
-            await conn.execute("DELETE FROM aus_import_skipped WHERE session_id = ?", (session_id,))
             await conn.execute(
-                "UPDATE aus_import_sessions SET skipped = 0 WHERE session_id = ?", (session_id,)
+                "DELETE FROM aus_import_files WHERE session_id = ? AND state = 'failed' AND error_step = ?",
+                (session_id, ImportStep.SCAN.label),
             )
+        rows = await self._db.fetch_all(
+            "SELECT source FROM aus_import_files WHERE session_id = ?"
+            " UNION ALL SELECT source FROM aus_import_skipped WHERE session_id = ?",
+            (session_id, session_id),
+        )
+        last = await self._db.fetch_one(
+            "SELECT coalesce(max(file_id), 0) FROM aus_import_files WHERE session_id = ?", (session_id,)
+        )
+        return {os.fsdecode(r[0]) for r in rows}, (last[0] if last else 0) + 1
 
     async def add_files(
         self, conn: Any, session_id: str, files: Sequence[NewFile], skipped: Sequence[Skipped]
@@ -224,14 +238,34 @@ class Journal:
             )
         return page
 
-    async def links(self, session_id: str) -> list[FileLinks]:
-        """Every file's id, size and links, in id order: what windows are cut from."""
+    async def links(self, session_id: str, after: int = 0) -> list[FileLinks]:
+        """The id, size and links of every file after id `after`, in id order: what windows are cut
+        from."""
         rows = await self._db.fetch_all(
             "SELECT file_id, size, parent_id, raw_pair_id, live_pair_id FROM aus_import_files"
-            " WHERE session_id = ? ORDER BY file_id",
-            (session_id,),
+            " WHERE session_id = ? AND file_id > ? ORDER BY file_id",
+            (session_id, after),
         )
         return [FileLinks(r[0], r[1], (r[2], r[3], r[4])) for r in rows]
+
+    async def add_windows(
+        self, conn: Any, session_id: str, first_seq: int, windows: Sequence[Window]
+    ) -> None:
+        """In the caller's transaction: windows cut, numbered on from `first_seq` in reading order."""
+        await insert_many(
+            conn,
+            "aus_import_windows",
+            ("session_id", "seq", "first_id", "last_id"),
+            ((session_id, first_seq + i, w.first, w.last) for i, w in enumerate(windows)),
+        )
+
+    async def windows(self, session_id: str) -> list[Window]:
+        """The windows cut so far, in reading order."""
+        rows = await self._db.fetch_all(
+            "SELECT first_id, last_id FROM aus_import_windows WHERE session_id = ? ORDER BY seq",
+            (session_id,),
+        )
+        return [Window(r[0], r[1]) for r in rows]
 
     async def update_files(self, session_id: str, updates: Iterable[FileUpdate], conn: Any = None) -> None:
         sql = (

@@ -106,9 +106,16 @@ class ImportProgress:
         self.errors += errors
         self.publish()
 
-    def set_totals(self, files: int, size: int) -> None:
-        self.files_total = files
-        self.bytes_total = size
+    def grow(self, *, files: int, size: int) -> None:
+        """The scan found `files` more files of `size` bytes: the import's totals and every later
+        step's work grow by them (in each step's units, see `start`)."""
+        self.files_total += files
+        self.bytes_total += size
+        for step, work in self._work.items():
+            if step is ImportStep.FINALIZE:
+                work.total += files
+            elif step is not ImportStep.SCAN:
+                work.total += size + files
         self.publish()
 
     def restore(self, *, files: int, size: int, duplicates: int, errors: int) -> None:
@@ -171,12 +178,14 @@ class ImportProgress:
         return self._work.get(self.step, _StepWork()) if self.step is not None else _StepWork()
 
     def _update_percent(self) -> None:
-        """Steps before the reported one are done; each later one adds its fraction of its range."""
+        """Steps before the reported one are done; each later one adds its fraction of its range.
+        While the scan runs, the later steps have no total yet to be a fraction of: only the scan's
+        share counts (they add theirs, never less, once it is done)."""
         if self.step is None:
             return
         value = self.step.percent_range[0]
         for step, work in self._work.items():
-            if step >= self.step:
+            if step >= self.step and (self.step is not ImportStep.SCAN or step is ImportStep.SCAN):
                 low, high = step.percent_range
                 value += (high - low) * work.fraction
         self._raise_percent(value)

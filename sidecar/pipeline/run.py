@@ -1,16 +1,17 @@
 """One import session carried through its steps, from wherever its journal says it got to.
 
-After the scan, the files go through hash → copy → validate → finalize window by window (see
-`windows.py`), and the steps overlap: while one window is read from the source, the one before it
-is copied, the one before that validated and committed, and its background jobs start. Each step
-is a module of `steps/` that pages through a window's files still in its input state and commits
-each page once (`pages.run_pages`); a step starts a window only once the step before it finished
-that window, and runs at most AHEAD windows ahead of the step after it (bounded staging and memory).
-A crash loses at most the pages in flight, which a resume redoes (a copy in place with the right
-content is kept).
+The files go through hash → copy → validate → finalize window by window (see `windows.py`), and the
+steps overlap: while the scan records folders and cuts windows, the first window is read from the
+source, the one before it copied, the one before that validated and committed, and its background
+jobs start. Each step is a module of `steps/` that pages through a window's files still in its
+input state and commits each page once (`pages.run_pages`); a step starts a window only once the
+step before it finished that window, and runs at most AHEAD windows ahead of the step after it
+(bounded staging and memory). A crash loses at most the pages in flight, which a resume redoes (a
+copy in place with the right content is kept), and the resume follows the windows the run cut.
 """
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
@@ -22,7 +23,7 @@ from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps import copy, finalize, lost, scan, validate
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.stop import ImportFailed
-from sidecar.pipeline.windows import Window, cut
+from sidecar.pipeline.windows import Cutter, Window, WindowFeed
 
 StepRun = Callable[[RunContext, Window], Awaitable[None]]
 
@@ -36,9 +37,9 @@ async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: N
     await asyncio.to_thread(ctx.archive.check_usable)
     ctx.state.sources = SourceGuard(ctx.session.source_paths)
     await asyncio.to_thread(ctx.state.sources.capture)
-    if ctx.session.last_step < ImportStep.HASH:  # the scan never finished: nothing was copied yet
-        await scan.run(ctx)
-    else:
+    scanning = ctx.session.last_step < ImportStep.HASH  # the scan has not finished
+    feed = await _windows(ctx, scanning)
+    if feed.windows or not scanning:  # a resume of a run whose steps had begun
         await lost.reopen_unread(ctx)  # a card pulled last time is back (or fails them again)
         # The location's folders too: copies cut off by a vanished archive have no target left in
         # the journal.
@@ -51,7 +52,7 @@ async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: N
         (ImportStep.FINALIZE, finalize.run),
     ]
     try:
-        await _Pipeline(ctx, steps, cut(await ctx.journal.links(ctx.sid)), jobs_added).run()
+        await _Pipeline(ctx, steps, feed, scanning, jobs_added).run()
     finally:
         if ctx.state.jobs_committed:
             jobs_added()  # after a failure too: what was committed has its jobs
@@ -62,45 +63,77 @@ async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: N
         raise ImportFailed(ctx.state.stop_reason)
 
 
+async def _windows(ctx: RunContext, scanning: bool) -> WindowFeed:
+    """The windows the session's runs cut so far, then its recorded files past them cut on (all of
+    them, when the scan is done), journalled before any step starts them."""
+    cut_before = await ctx.journal.windows(ctx.sid)
+    cutter = Cutter(given=len(cut_before))
+    after = max((w.last for w in cut_before), default=0)
+    windows = cutter.add(await ctx.journal.links(ctx.sid, after=after))
+    if not scanning:
+        windows += cutter.finish()
+    if windows:
+        async with ctx.db.transaction() as conn:
+            await ctx.journal.add_windows(conn, ctx.sid, len(cut_before), windows)
+    return WindowFeed([*cut_before, *windows], cutter if scanning else None)
+
+
 class _Pipeline:
     def __init__(
         self,
         ctx: RunContext,
         steps: Sequence[tuple[ImportStep, StepRun]],
-        windows: Sequence[Window],
+        feed: WindowFeed,
+        scanning: bool,
         jobs_added: Callable[[], None],
     ) -> None:
         self._ctx = ctx
         self._steps = steps
-        self._windows = windows
+        self._feed = feed
+        self._scanning = scanning  # until the scan is done, it is the front step
         self._jobs_added = jobs_added
         self._finished = [0] * len(steps)  # windows each step is done with
         self._complete = [False] * len(steps)  # the step went through every window
         self._moved = asyncio.Condition()
-        self._reported = -1  # the step the progress and the session row name
+        self._reported: ImportStep | None = None  # the step the progress and the session row name
         self._announcing = asyncio.Lock()
 
     async def run(self) -> None:
         await _begin(self._ctx)
         await self._announce()
-        outcomes = await asyncio.gather(
-            *(self._run_step(i) for i in range(len(self._steps))), return_exceptions=True
-        )
+        runs = [self._run_step(i) for i in range(len(self._steps))]
+        if self._scanning:
+            runs.insert(0, self._scan())
+        outcomes = await asyncio.gather(*runs, return_exceptions=True)
         # The earliest step's error is the cause: a step after it only stopped because it did.
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
 
+    async def _scan(self) -> None:
+        try:
+            done = await scan.run(self._ctx, self._feed)
+        except BaseException:
+            self._ctx.state.halted = True
+            raise
+        finally:
+            await self._feed.close()  # the steps end with the windows they have
+        if done:  # else the session stays at the scan, for its resume to go on with it
+            self._scanning = False
+            await self._announce()
+
     async def _run_step(self, index: int) -> None:
         _, run_step = self._steps[index]
         try:
-            for k, window in enumerate(self._windows):
+            k = 0
+            while (window := await self._feed.get(k)) is not None:
                 async with self._moved:
                     await self._moved.wait_for(partial(self._may_start, index, k))
                 await run_step(self._ctx, window)
                 await self._done_with(index, k + 1)
                 if index == len(self._steps) - 1 and self._ctx.state.jobs_committed and self._ctx.read_once:
                     self._jobs_added()  # its jobs start while later windows are still read
+                k += 1
             self._complete[index] = True
         except BaseException:
             self._ctx.state.halted = True  # the other steps stop at their next page
@@ -108,7 +141,7 @@ class _Pipeline:
         finally:
             # The steps after it go on with what it finished (validating and committing what was
             # copied when writing had to stop), or stop at once when halted.
-            await self._done_with(index, len(self._windows))
+            await self._done_with(index, sys.maxsize)
         await self._announce()
 
     def _may_start(self, index: int, window: int) -> bool:
@@ -127,11 +160,14 @@ class _Pipeline:
     async def _announce(self) -> None:
         """The session row, then the progress, name the earliest step with work left."""
         async with self._announcing:
-            earliest = next((i for i, done in enumerate(self._complete) if not done), len(self._steps) - 1)
-            if earliest <= self._reported:
+            if self._scanning:
+                step = ImportStep.SCAN
+            else:
+                left = (i for i, done in enumerate(self._complete) if not done)
+                step, _ = self._steps[next(left, len(self._steps) - 1)]
+            if self._reported is not None and step <= self._reported:
                 return
-            self._reported = earliest
-            step, _ = self._steps[earliest]
+            self._reported = step
             ctx = self._ctx
             tally = await ctx.journal.tally(ctx.sid)
             await ctx.sessions.set_status(ctx.sid, step.status, last_step=step, tally=tally)

@@ -2,7 +2,7 @@
 
 import random
 
-from sidecar.pipeline.windows import FileLinks, Window, cut
+from sidecar.pipeline.windows import Cutter, FileLinks, Window, cut
 
 
 def _files(n: int, size: int = 1, links: dict[int, int] | None = None) -> list[FileLinks]:
@@ -26,8 +26,8 @@ def test_windows_cover_every_file_once_in_order_double_up_to_the_cap_and_taper_a
 
 def test_bytes_close_a_window_as_files_do() -> None:
     windows = cut(_files(10, size=100), first_files=1000, first_bytes=250, max_bytes=1000)
-    # 250 bytes, then 500 but at most a quarter of the 700 left (never under 62), and so on.
-    assert [(w.first, w.last) for w in windows] == [(1, 3), (4, 5), (6, 7), (8, 8), (9, 9), (10, 10)]
+    # 250 bytes, then 500 but at most a quarter of the 700 left (never under 250), and so on.
+    assert [(w.first, w.last) for w in windows] == [(1, 3), (4, 6), (7, 9), (10, 10)]
 
 
 def test_no_window_separates_a_file_from_what_it_links_to_either_way() -> None:
@@ -75,3 +75,45 @@ def test_a_group_too_big_for_its_window_is_read_right_after_the_first() -> None:
     # Files that only just pass a window's size are no such group: the order stays.
     windows = cut(_files(50, size=5), first_files=100, first_bytes=12, max_bytes=48)
     assert _covered(windows) == list(range(1, 51))
+
+
+def test_windows_cut_folder_by_folder_as_the_scan_records_them_are_those_cut_at_once() -> None:
+    rng = random.Random(11)
+    for _ in range(50):
+        folders: list[list[FileLinks]] = []
+        file_id = 0
+        for _ in range(rng.randint(1, 40)):
+            first, count = file_id + 1, rng.randint(1, 60)
+            folder = []
+            for _ in range(count):
+                file_id += 1
+                other = rng.randint(first, first + count - 1) if rng.random() < 0.2 else None
+                size = rng.choice([rng.randint(0, 50), rng.randint(0, 5000)])
+                folder.append(FileLinks(file_id, size, (other, None, None)))
+            folders.append(folder)
+        limits = {"first_files": 4, "first_bytes": 200, "max_files": 64, "max_bytes": 3000}
+        cutter = Cutter(**limits)
+        early: list[Window] = []
+        for folder in folders:
+            early += cutter.add(folder)
+            # Given out while files still come: each covers only files that came already.
+            assert all(w.last <= folder[-1].file_id for w in early)
+        windows = early + cutter.finish()
+        everything = [f for folder in folders for f in folder]
+        in_order = sorted(windows, key=lambda w: w.first)
+        assert in_order == sorted(cut(everything, **limits), key=lambda w: w.first)
+        assert sorted(_covered(windows)) == [f.file_id for f in everything]
+
+
+def test_a_big_scan_gives_windows_out_before_it_ends_and_a_resume_cuts_on_at_its_sizes() -> None:
+    folders = [_files(100)[k * 10 : (k + 1) * 10] for k in range(10)]
+    cutter = Cutter(first_files=4, max_files=16)
+    given = [w for folder in folders[:8] for w in cutter.add(folder)]
+    # Each once four times its size had come from its start: 29..44 waits for 64 files past 28.
+    assert given == [Window(1, 4), Window(5, 12), Window(13, 28)]
+    # A resume: the windows journalled so far, then the rest cut on from their sizes.
+    resumed = Cutter(first_files=4, max_files=16, given=len(given))
+    rest = resumed.add([f for folder in folders for f in folder if f.file_id > given[-1].last])
+    rest += resumed.finish()
+    assert _covered(given + rest) == list(range(1, 101))
+    assert rest[0] == Window(29, 44)  # at the cap, as the fourth window of one run would be

@@ -26,7 +26,7 @@ from tests.support.archive import add_location
 
 LOCID = "5e1f0c3a-7d2b-4c89-9a61-2b7e4d0f8c13"
 T = TypeVar("T")
-Step = Callable[[RunContext], Awaitable[None]]
+Step = Callable[[RunContext], Awaitable[object]]
 R = TypeVar("R")
 
 

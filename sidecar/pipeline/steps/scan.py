@@ -1,56 +1,82 @@
-"""Step 1: walk the sources into the journal, one folder per commit.
+"""Step 1: walk the sources into the journal, one folder per commit, while the later steps already
+work on what it found.
 
-A scan that did not finish is redone from its start (nothing is copied before it ends), so its
-resume is simply a new scan; grouping (sidecars, RAW+JPEG, Live Photos) refers only within a
-folder, so a folder is written once it is complete.
+Grouping (sidecars, RAW+JPEG, Live Photos) refers only within a folder, so a folder is written once
+it is complete, and with it the windows its files close (windows.py): the steps start on the first
+window while the walk goes on. A scan that did not finish goes on where it stopped: it passes over
+every file and skip it recorded, and finds its errors again where they still are.
 """
 
 import asyncio
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, NewFile
 from sidecar.pipeline.pages import commit
 from sidecar.pipeline.scanner import InputDone, ScanError, ScanItem, ScannedFile, Skipped, scan
 from sidecar.pipeline.status import ImportStep
+from sidecar.pipeline.windows import Window, WindowFeed
 
 # Items taken from the walking thread at a time; the stop is checked between takes.
 SCAN_CHUNK = 512
 
 
-async def run(ctx: RunContext) -> None:
-    await ctx.journal.restart_scan(ctx.sid)
+async def run(ctx: RunContext, feed: WindowFeed | None = None) -> bool:
+    """Scan what is left to scan, handing `feed` the windows as they are cut. Returns False when the
+    run must stop before the scan is done (a step failed, writing must stop, a source is gone): it
+    goes on at the resume."""
     paths = ctx.session.source_paths
-    await ctx.sessions.set_status(ctx.sid, ImportStep.SCAN.status, last_step=ImportStep.SCAN)
     ctx.progress.start(ImportStep.SCAN, total=len(paths))
-    ctx.progress.report(ImportStep.SCAN)
+    recorded, next_id = await ctx.journal.resume_scan(ctx.sid)
     items = scan(paths, ctx.session.archive_root, lambda: ctx.stop.is_set)
     folder: list[ScanItem] = []
-    next_id = 1
     while chunk := await asyncio.to_thread(_take, items, SCAN_CHUNK):
         for item in chunk:
             if folder and _folder_of(item) != _folder_of(folder[-1]):
-                next_id = await _record_folder(ctx, folder, next_id)
+                if not await _may_go_on(ctx, folder):
+                    return False
+                next_id = await _record_folder(ctx, folder, next_id, recorded, feed)
                 folder = []
                 ctx.stop.check()  # between folders, like the other steps between pages
             folder.append(item)
         ctx.stop.check()
-    await _record_folder(ctx, folder, next_id)
+    if not await _may_go_on(ctx, folder):
+        return False
+    await _record_folder(ctx, folder, next_id, recorded, feed)
     ctx.stop.check()
+    if feed is not None:
+        await _give_out(ctx, feed, feed.finish())
+    return True
 
 
-async def _record_folder(ctx: RunContext, items: Sequence[ScanItem], next_id: int) -> int:
-    """Journal one folder's files (ids in walk order); returns the next free id."""
+async def _may_go_on(ctx: RunContext, items: Sequence[ScanItem]) -> bool:
+    """Whether the scan goes on to record these items: not when another step failed or writing must
+    stop, nor when an error among them is a source gone (a card pulled: not the folder's error, and
+    the rest is scanned at the resume)."""
+    state = ctx.state
+    if state.halted or state.stop_reason is not None:
+        return False
+    errors = [item.path for item in items if isinstance(item, ScanError)]
+    return not errors or not await asyncio.to_thread(lambda: any(map(state.sources.gone, errors)))
+
+
+async def _record_folder(
+    ctx: RunContext, items: Sequence[ScanItem], next_id: int, recorded: set[str], feed: WindowFeed | None
+) -> int:
+    """Journal one folder's files (ids in walk order) and the windows they close; returns the next
+    free id. Files and skips recorded by the run this one resumes are passed over."""
+    new = [item for item in items if not isinstance(item, InputDone) and item.path not in recorded]
     ids: dict[str, int] = {}
-    for item in items:
+    for item in new:
         if isinstance(item, ScannedFile | ScanError):
             ids[item.path] = next_id
             next_id += 1
     rows: list[NewFile] = []
     skipped: list[Skipped] = []
     errors = 0
-    for item in items:
+    for item in new:
         if isinstance(item, ScannedFile):
             rows.append(
                 NewFile(
@@ -71,24 +97,40 @@ async def _record_folder(ctx: RunContext, items: Sequence[ScanItem], next_id: in
             errors += 1
         elif isinstance(item, Skipped):
             skipped.append(item)
+    windows = feed.cut([row.links for row in rows]) if feed is not None else []
     if rows or skipped:
+
+        async def record(conn: Any) -> None:
+            await ctx.journal.add_files(conn, ctx.sid, rows, skipped)
+            if windows and feed is not None:
+                await ctx.journal.add_windows(conn, ctx.sid, len(feed.windows), windows)
+
+        await commit(ctx.db, ImportStep.SCAN, ctx.stop, record)
+    progress = ctx.progress
+    for seen in items:  # found again too, at a resume
+        if isinstance(seen, ScannedFile):
+            name = os.path.basename(seen.path)
+            progress.advance(ImportStep.SCAN, files=1, size=seen.size, current_file=name)
+        elif isinstance(seen, InputDone):
+            progress.advance(ImportStep.SCAN, work=1)
+    progress.count(errors=errors)
+    found = [r for r in rows if r.state is FileState.SCANNED]
+    progress.grow(files=len(found), size=sum(r.size for r in found))
+    if feed is not None:
+        await feed.publish(windows)
+    return next_id
+
+
+async def _give_out(ctx: RunContext, feed: WindowFeed, windows: list[Window]) -> None:
+    """The last windows, cut once every file is known: journalled, then handed to the steps."""
+    if windows:
         await commit(
             ctx.db,
             ImportStep.SCAN,
             ctx.stop,
-            lambda conn: ctx.journal.add_files(conn, ctx.sid, rows, skipped),
+            lambda conn: ctx.journal.add_windows(conn, ctx.sid, len(feed.windows), windows),
         )
-    progress = ctx.progress
-    for item in items:
-        if isinstance(item, ScannedFile):
-            name = os.path.basename(item.path)
-            progress.advance(ImportStep.SCAN, files=1, size=item.size, current_file=name)
-        elif isinstance(item, InputDone):
-            progress.advance(ImportStep.SCAN, work=1)
-    progress.count(errors=errors)
-    found = [r for r in rows if r.state is FileState.SCANNED]
-    progress.set_totals(progress.files_total + len(found), progress.bytes_total + sum(r.size for r in found))
-    return next_id
+    await feed.publish(windows, last=True)
 
 
 def _take(items: Iterator[ScanItem], count: int) -> list[ScanItem]:

@@ -6,9 +6,9 @@ import pytest
 from sidecar.pipeline.steps import copy, finalize, scan, validate
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.stop import Cancelled, StopSignal
-from tests.support.imports import NewHarness, stop_at, stop_at_every_commit
+from tests.support.imports import NewHarness, Step, stop_at, stop_at_every_commit
 
-BEFORE = [scan.run, hashing.run, copy.run, validate.run]
+BEFORE: list[Step] = [scan.run, hashing.run, copy.run, validate.run]
 
 
 async def test_each_new_photo_gets_its_row_its_jobs_and_its_import_count(new_harness: NewHarness) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from sidecar.pipeline.steps import copy, scan, validate
 from sidecar.pipeline.steps import hash as hashing
-from tests.support.imports import Harness, NewHarness, stop_at_every_commit
+from tests.support.imports import Harness, NewHarness, Step, stop_at_every_commit
 
 
 async def test_every_copy_is_validated_from_the_medium(new_harness: NewHarness) -> None:
@@ -49,7 +49,7 @@ async def test_a_source_changed_after_hashing_is_an_error_and_its_copy_is_not_ke
 async def test_stopped_at_any_page_commit_then_resumed_it_validates_as_an_uninterrupted_run(
     new_harness: NewHarness, when: str
 ) -> None:
-    before = [scan.run, hashing.run, copy.run]
+    before: list[Step] = [scan.run, hashing.run, copy.run]
     assert await stop_at_every_commit(new_harness, before, validate.run, f"validate.commit.{when}") >= 3
 
 
