@@ -39,7 +39,7 @@ async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: N
     await asyncio.to_thread(ctx.state.sources.capture)
     scanning = ctx.session.last_step < ImportStep.HASH  # the scan has not finished
     feed = await _windows(ctx, scanning)
-    if feed.windows or not scanning:  # a resume of a run whose steps had begun
+    if feed.windows or not scanning:  # a resume of a run whose steps may have begun
         await lost.reopen_unread(ctx)  # a card pulled last time is back (or fails them again)
         # The location's folders too: copies cut off by a vanished archive have no target left in
         # the journal.
@@ -64,18 +64,16 @@ async def run_import(ctx: RunContext, jobs_added: Callable[[], None] = lambda: N
 
 
 async def _windows(ctx: RunContext, scanning: bool) -> WindowFeed:
-    """The windows the session's runs cut so far, then its recorded files past them cut on (all of
-    them, when the scan is done), journalled before any step starts them."""
+    """The windows the session's runs cut so far, and its recorded files past them to cut on."""
     cut_before = await ctx.journal.windows(ctx.sid)
     cutter = Cutter(given=len(cut_before))
-    after = max((w.last for w in cut_before), default=0)
-    windows = cutter.add(await ctx.journal.links(ctx.sid, after=after))
-    if not scanning:
-        windows += cutter.finish()
-    if windows:
+    cutter.add(await ctx.journal.links(ctx.sid, after=max((w.last for w in cut_before), default=0)))
+
+    async def record(seq: int, windows: list[Window]) -> None:
         async with ctx.db.transaction() as conn:
-            await ctx.journal.add_windows(conn, ctx.sid, len(cut_before), windows)
-    return WindowFeed([*cut_before, *windows], cutter if scanning else None)
+            await ctx.journal.add_windows(conn, ctx.sid, seq, windows)
+
+    return WindowFeed(cut_before, cutter, record, scanned=not scanning)
 
 
 class _Pipeline:

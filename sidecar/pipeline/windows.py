@@ -18,13 +18,14 @@ of the card is read they cost nothing, while at the end (a camera's clips sort a
 they would follow the last read. Of identical files in one import the one read first is kept, so
 the move can change which copy is the original, never what is archived.
 
-Windows are cut as the scan records folder after folder (`Cutter`), each as soon as no file still
-to come could change it, and journalled before any step starts them: a resume follows the windows
-its run cut, in their order, and cuts on from there.
+Windows are cut while the scan records folder after folder (`Cutter`), each when the reading step
+wants one: while the scan runs at full size from what it found, once it is done tapered over what
+is left. Each is journalled before any step starts it: a resume follows the windows its run cut,
+in their order, and cuts on from there.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 # The first window, and the most any window grows to (files, bytes): a window's staged reads sit on
@@ -55,13 +56,13 @@ class FileLinks:
 
 
 class Cutter:
-    """Cuts windows as files come, in id order (a folder at a time: links never cross folders).
+    """Cuts windows from files as they come, in id order (a folder at a time: links never cross
+    folders), when a step wants one.
 
-    `add` gives out each window that no later file can change: the taper to a quarter of what is
-    left binds only near the end, so a window is certain once its files and bytes four times over
-    have come after its start. `finish`, once every file is known, cuts the rest as `cut` would and
-    reads its oversized groups first. `given` windows were cut before (a resume): the sizes go on
-    from there."""
+    `add` takes files; `next` cuts a window at its full size from those, once enough have come to
+    fill it (the scan still runs: what is left is unknown, so nothing tapers); `finish`, once every
+    file is known, cuts the rest as `cut` does, tapered, its oversized groups first. `given` windows
+    were cut before (a resume): the sizes go on from there."""
 
     def __init__(
         self,
@@ -81,7 +82,7 @@ class Cutter:
         self._pending_bytes = 0
         self._spans: dict[int, int] = {}  # a link spans the ids between its two ends
 
-    def add(self, files: Sequence[FileLinks]) -> list[Window]:
+    def add(self, files: Sequence[FileLinks]) -> None:
         for f in files:
             for other in f.linked:
                 if other is not None:
@@ -89,10 +90,11 @@ class Cutter:
                     self._spans[low] = max(self._spans.get(low, low), high)
         self._pending.extend(files)
         self._pending_bytes += sum(f.size for f in files)
-        windows: list[Window] = []
-        while (cut_here := self._next(final=False)) is not None:
-            windows.append(self._take(*cut_here[:2]))
-        return windows
+
+    def next(self) -> Window | None:
+        """A full window of the files come so far; None until they fill one."""
+        cut_here = self._next(final=False)
+        return None if cut_here is None else self._take(*cut_here[:2])
 
     def finish(self) -> list[Window]:
         first = self._given == 0
@@ -105,7 +107,7 @@ class Cutter:
 
     def _next(self, *, final: bool) -> tuple[int, int, bool] | None:
         """The next window's files and bytes, and whether it is one oversized group; None when there
-        are no files, or (not final) when files still to come could change it."""
+        are no files, or (not final) when they do not fill a window yet."""
         pending = self._pending
         if not pending:
             return None
@@ -124,10 +126,6 @@ class Cutter:
             if reach > f.file_id:
                 continue
             if count >= most_files or nbytes >= most_bytes:
-                # Not final: the taper, were the files so far all there is, would leave this window
-                # as it is (a quarter of them is at least its files, more than its bytes).
-                if not final and (left_files // 4 < count or left_bytes // 4 <= nbytes):
-                    return None
                 # A group bigger than this window may be: a clip, say.
                 return count, nbytes, nbytes - at_edge > most_bytes
             at_edge = nbytes
@@ -159,38 +157,61 @@ def cut(
     cutter = Cutter(
         first_files=first_files, first_bytes=first_bytes, max_files=max_files, max_bytes=max_bytes
     )
-    return cutter.add(files) + cutter.finish()
+    cutter.add(files)
+    return cutter.finish()
 
 
 class WindowFeed:
-    """A run's windows as they are cut: the scan cuts them from each folder it records (`cut`,
-    journalled with the folder) and hands them on (`publish`); the steps take them in order (`get`)."""
+    """A run's windows, cut when a step wants the next one: at full size from what the scan recorded
+    so far, or, once it is done, the rest at once (tapered). Each is journalled (`record`) before
+    any step gets it, so a resume follows the same windows."""
 
-    def __init__(self, windows: Sequence[Window], cutter: Cutter | None) -> None:
-        """`windows` cut already; `cutter` cuts on while the scan runs (None: it is done)."""
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        cutter: Cutter,
+        record: Callable[[int, list[Window]], Awaitable[None]],
+        *,
+        scanned: bool,
+    ) -> None:
+        """`windows` cut already; `cutter` holds the recorded files past them; `record(seq, windows)`
+        journals windows numbered on from `seq`; `scanned`: every file is recorded."""
         self.windows = list(windows)
         self._cutter = cutter
-        self._last = cutter is None  # no window comes after these
+        self._record = record
+        self._scanned = scanned
+        self._closed = False  # the scan stopped early: no window is cut any more
         self._changed = asyncio.Condition()
 
-    def cut(self, files: Sequence[FileLinks]) -> list[Window]:
-        return self._cutter.add(files) if self._cutter is not None else []
-
-    def finish(self) -> list[Window]:
-        return self._cutter.finish() if self._cutter is not None else []
-
-    async def publish(self, windows: Sequence[Window], *, last: bool = False) -> None:
+    async def add(self, files: Sequence[FileLinks]) -> None:
+        """The scan recorded `files`."""
         async with self._changed:
-            self.windows.extend(windows)
-            self._last = self._last or last
+            self._cutter.add(files)
+            self._changed.notify_all()
+
+    async def scan_done(self) -> None:
+        async with self._changed:
+            self._scanned = True
             self._changed.notify_all()
 
     async def close(self) -> None:
-        """No more windows come: the scan is done or stopped."""
-        await self.publish([], last=True)
+        """The scan stopped before it was done (or is done): the steps end with what was cut."""
+        async with self._changed:
+            self._closed = not self._scanned
+            self._changed.notify_all()
 
     async def get(self, index: int) -> Window | None:
-        """The window at `index` in reading order, once cut; None when none will be."""
+        """The window at `index` in reading order, cut if need be; None when there is none."""
         async with self._changed:
-            await self._changed.wait_for(lambda: index < len(self.windows) or self._last)
-        return self.windows[index] if index < len(self.windows) else None
+            while index >= len(self.windows):
+                if self._closed:
+                    return None
+                cut = self._cutter.finish() if self._scanned else [w for w in [self._cutter.next()] if w]
+                if cut:
+                    await self._record(len(self.windows), cut)
+                    self.windows.extend(cut)
+                elif self._scanned:
+                    return None
+                else:
+                    await self._changed.wait()
+            return self.windows[index]

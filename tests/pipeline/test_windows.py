@@ -77,8 +77,9 @@ def test_a_group_too_big_for_its_window_is_read_right_after_the_first() -> None:
     assert _covered(windows) == list(range(1, 51))
 
 
-def test_windows_cut_folder_by_folder_as_the_scan_records_them_are_those_cut_at_once() -> None:
+def test_windows_cut_while_files_still_come_are_full_and_the_rest_is_cut_once_all_are_known() -> None:
     rng = random.Random(11)
+    limits = {"first_files": 4, "first_bytes": 200, "max_files": 64, "max_bytes": 3000}
     for _ in range(50):
         folders: list[list[FileLinks]] = []
         file_id = 0
@@ -91,29 +92,36 @@ def test_windows_cut_folder_by_folder_as_the_scan_records_them_are_those_cut_at_
                 size = rng.choice([rng.randint(0, 50), rng.randint(0, 5000)])
                 folder.append(FileLinks(file_id, size, (other, None, None)))
             folders.append(folder)
-        limits = {"first_files": 4, "first_bytes": 200, "max_files": 64, "max_bytes": 3000}
+        everything = [f for folder in folders for f in folder]
         cutter = Cutter(**limits)
         early: list[Window] = []
         for folder in folders:
-            early += cutter.add(folder)
-            # Given out while files still come: each covers only files that came already.
-            assert all(w.last <= folder[-1].file_id for w in early)
+            cutter.add(folder)
+            while rng.random() < 0.7 and (window := cutter.next()) is not None:  # a step wants one
+                early.append(window)
+            assert not early or early[-1].last <= folder[-1].file_id  # only files that came
         windows = early + cutter.finish()
-        everything = [f for folder in folders for f in folder]
-        in_order = sorted(windows, key=lambda w: w.first)
-        assert in_order == sorted(cut(everything, **limits), key=lambda w: w.first)
         assert sorted(_covered(windows)) == [f.file_id for f in everything]
+        assert _covered(early) == [f.file_id for f in everything][: len(_covered(early))], "in order"
+        window_of = {i: n for n, w in enumerate(windows) for i in range(w.first, w.last + 1)}
+        for f in everything:
+            assert all(window_of[other] == window_of[f.file_id] for other in f.linked if other is not None)
+        size_of = {f.file_id: f.size for f in everything}
+        for n, window in enumerate(early):  # full: as many files or bytes as the n-th window holds
+            ids = range(window.first, window.last + 1)
+            assert len(ids) >= min(4 << n, 64) or sum(size_of[i] for i in ids) >= min(200 << n, 3000)
+        if not early:
+            assert windows == cut(everything, **limits)
 
 
-def test_a_big_scan_gives_windows_out_before_it_ends_and_a_resume_cuts_on_at_its_sizes() -> None:
-    folders = [_files(100)[k * 10 : (k + 1) * 10] for k in range(10)]
+def test_a_scan_gives_windows_out_before_it_ends_and_a_resume_cuts_on_at_its_sizes() -> None:
     cutter = Cutter(first_files=4, max_files=16)
-    given = [w for folder in folders[:8] for w in cutter.add(folder)]
-    # Each once four times its size had come from its start: 29..44 waits for 64 files past 28.
-    assert given == [Window(1, 4), Window(5, 12), Window(13, 28)]
-    # A resume: the windows journalled so far, then the rest cut on from their sizes.
+    cutter.add(_files(50))
+    given = list(iter(cutter.next, None))
+    assert given == [Window(1, 4), Window(5, 12), Window(13, 28), Window(29, 44)]  # 45-50 fill none
+    # A resume: the windows journalled, then the rest cut on from their sizes.
     resumed = Cutter(first_files=4, max_files=16, given=len(given))
-    rest = resumed.add([f for folder in folders for f in folder if f.file_id > given[-1].last])
-    rest += resumed.finish()
+    resumed.add(_files(100)[44:])
+    assert resumed.next() == Window(45, 60)
+    rest = [Window(45, 60), *resumed.finish()]
     assert _covered(given + rest) == list(range(1, 101))
-    assert rest[0] == Window(29, 44)  # at the cap, as the fourth window of one run would be

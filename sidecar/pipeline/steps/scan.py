@@ -2,31 +2,30 @@
 work on what it found.
 
 Grouping (sidecars, RAW+JPEG, Live Photos) refers only within a folder, so a folder is written once
-it is complete, and with it the windows its files close (windows.py): the steps start on the first
-window while the walk goes on. A scan that did not finish goes on where it stopped: it passes over
+it is complete, and its files are then there for the steps' windows (windows.py): the steps start on
+the first window while the walk goes on. A scan that did not finish goes on where it stopped: it passes over
 every file and skip it recorded, and finds its errors again where they still are.
 """
 
 import asyncio
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from sidecar.pipeline.context import RunContext
 from sidecar.pipeline.journal import FileState, NewFile
 from sidecar.pipeline.pages import commit
 from sidecar.pipeline.scanner import InputDone, ScanError, ScanItem, ScannedFile, Skipped, scan
 from sidecar.pipeline.status import ImportStep
-from sidecar.pipeline.windows import Window, WindowFeed
+from sidecar.pipeline.windows import WindowFeed
 
 # Items taken from the walking thread at a time; the stop is checked between takes.
 SCAN_CHUNK = 512
 
 
 async def run(ctx: RunContext, feed: WindowFeed | None = None) -> bool:
-    """Scan what is left to scan, handing `feed` the windows as they are cut. Returns False when the
-    run must stop before the scan is done (a step failed, writing must stop, a source is gone): it
-    goes on at the resume."""
+    """Scan what is left to scan, handing `feed` the files it records, for the steps' windows. Returns
+    False when the run must stop before the scan is done (a step failed, writing must stop, a source
+    is gone): it goes on at the resume."""
     paths = ctx.session.source_paths
     ctx.progress.start(ImportStep.SCAN, total=len(paths))
     recorded, next_id = await ctx.journal.resume_scan(ctx.sid)
@@ -47,7 +46,7 @@ async def run(ctx: RunContext, feed: WindowFeed | None = None) -> bool:
     await _record_folder(ctx, folder, next_id, recorded, feed)
     ctx.stop.check()
     if feed is not None:
-        await _give_out(ctx, feed, feed.finish())
+        await feed.scan_done()
     return True
 
 
@@ -65,8 +64,8 @@ async def _may_go_on(ctx: RunContext, items: Sequence[ScanItem]) -> bool:
 async def _record_folder(
     ctx: RunContext, items: Sequence[ScanItem], next_id: int, recorded: set[str], feed: WindowFeed | None
 ) -> int:
-    """Journal one folder's files (ids in walk order) and the windows they close; returns the next
-    free id. Files and skips recorded by the run this one resumes are passed over."""
+    """Journal one folder's files (ids in walk order) and hand them to `feed`; returns the next free
+    id. Files and skips recorded by the run this one resumes are passed over."""
     new = [item for item in items if not isinstance(item, InputDone) and item.path not in recorded]
     ids: dict[str, int] = {}
     for item in new:
@@ -97,15 +96,13 @@ async def _record_folder(
             errors += 1
         elif isinstance(item, Skipped):
             skipped.append(item)
-    windows = feed.cut([row.links for row in rows]) if feed is not None else []
     if rows or skipped:
-
-        async def record(conn: Any) -> None:
-            await ctx.journal.add_files(conn, ctx.sid, rows, skipped)
-            if windows and feed is not None:
-                await ctx.journal.add_windows(conn, ctx.sid, len(feed.windows), windows)
-
-        await commit(ctx.db, ImportStep.SCAN, ctx.stop, record)
+        await commit(
+            ctx.db,
+            ImportStep.SCAN,
+            ctx.stop,
+            lambda conn: ctx.journal.add_files(conn, ctx.sid, rows, skipped),
+        )
     progress = ctx.progress
     for seen in items:  # found again too, at a resume
         if isinstance(seen, ScannedFile):
@@ -117,20 +114,8 @@ async def _record_folder(
     found = [r for r in rows if r.state is FileState.SCANNED]
     progress.grow(files=len(found), size=sum(r.size for r in found))
     if feed is not None:
-        await feed.publish(windows)
+        await feed.add([row.links for row in rows])
     return next_id
-
-
-async def _give_out(ctx: RunContext, feed: WindowFeed, windows: list[Window]) -> None:
-    """The last windows, cut once every file is known: journalled, then handed to the steps."""
-    if windows:
-        await commit(
-            ctx.db,
-            ImportStep.SCAN,
-            ctx.stop,
-            lambda conn: ctx.journal.add_windows(conn, ctx.sid, len(feed.windows), windows),
-        )
-    await feed.publish(windows, last=True)
 
 
 def _take(items: Iterator[ScanItem], count: int) -> list[ScanItem]:
