@@ -99,7 +99,7 @@ class Cutter:
     def finish(self) -> list[Window]:
         first = self._given == 0
         windows: list[Window] = []
-        oversized: list[Window] = []  # read right after the import's first window
+        oversized: list[Window] = []  # read first (after the import's first window, if among these)
         while (cut_here := self._next(final=True)) is not None:
             count, nbytes, early = cut_here
             (oversized if early and (windows or not first) else windows).append(self._take(count, nbytes))
@@ -206,7 +206,11 @@ class WindowFeed:
             while index >= len(self.windows):
                 if self._closed:
                     return None
-                cut = self._cutter.finish() if self._scanned else [w for w in [self._cutter.next()] if w]
+                if self._scanned:
+                    cut = self._cutter.finish()
+                else:
+                    window = self._cutter.next()
+                    cut = [window] if window else []
                 if cut:
                     await self._record(len(self.windows), cut)
                     self.windows.extend(cut)

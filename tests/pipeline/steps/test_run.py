@@ -48,7 +48,7 @@ def card(tmp_path: Path) -> Path:
     for folder in range(6):
         for i in range(3):
             size = 2000 + 10 * folder + i
-            write(root / f"{102 + folder}CARD" / f"IMG_{i:04d}.JPG", size, seed=100 + folder)
+            write(root / f"{102 + folder}CARD" / f"IMG_{1000 + size:04d}.JPG", size, seed=100 + folder)
     return root
 
 
