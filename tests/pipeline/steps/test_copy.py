@@ -11,7 +11,7 @@ from sidecar.pipeline.steps import copy, scan
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.stop import Interrupted, StopSignal
 from tests.support.archive import hash16
-from tests.support.imports import NewHarness, stop_at_every_commit
+from tests.support.imports import Harness, NewHarness, stop_at_every_commit
 
 
 async def test_new_files_are_copied_by_content_and_a_sidecar_lands_beside_its_parent(
@@ -32,19 +32,29 @@ async def test_new_files_are_copied_by_content_and_a_sidecar_lands_beside_its_pa
             assert hash16(path) == path.stem
 
 
-async def test_a_sidecar_a_killed_run_copied_beside_its_parent_without_recording_it_is_kept_there(
-    new_harness: NewHarness,
-) -> None:
+async def _sidecar_place_taken(
+    new_harness: NewHarness, content: bytes | None
+) -> tuple[Harness, Harness, Path]:
+    """An uninterrupted run, and a run hashed up to its copy whose sidecar's place beside its parent
+    already holds `content` (None: the sidecar's own bytes). Returns both and the sidecar's copy in
+    the uninterrupted run."""
     reference = await new_harness()
     await reference.run([scan.run, hashing.run, copy.run])
     photo = (await reference.files())["IMG_0003.JPG"][1]
     [beside] = reference.archive.glob(f"locations/*/*/org-img-*/{photo}.xmp")
     harness = await new_harness()
     await harness.run([scan.run, hashing.run])
+    taken = harness.archive / beside.relative_to(reference.archive)
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(beside.read_bytes() if content is None else content)
+    return reference, harness, beside
+
+
+async def test_a_sidecar_a_killed_run_copied_beside_its_parent_without_recording_it_is_kept_there(
+    new_harness: NewHarness,
+) -> None:
     # What a kill -9 between the sidecar's copy and its page's commit leaves.
-    left = harness.archive / beside.relative_to(reference.archive)
-    left.parent.mkdir(parents=True)
-    left.write_bytes(beside.read_bytes())
+    reference, harness, _ = await _sidecar_place_taken(new_harness, None)
     await harness.run([copy.run])
     assert await harness.snapshot() == await reference.snapshot()
     assert not list(harness.archive.glob("locations/*/*/org-misc-*/*")), "copied a second time"
@@ -53,17 +63,10 @@ async def test_a_sidecar_a_killed_run_copied_beside_its_parent_without_recording
 async def test_a_sidecar_of_another_import_beside_the_parent_is_never_overwritten(
     new_harness: NewHarness,
 ) -> None:
-    reference = await new_harness()
-    await reference.run([scan.run, hashing.run, copy.run])
-    photo = (await reference.files())["IMG_0003.JPG"][1]
-    [beside] = reference.archive.glob(f"locations/*/*/org-img-*/{photo}.xmp")
-    harness = await new_harness()
-    await harness.run([scan.run, hashing.run])
-    theirs = harness.archive / beside.relative_to(reference.archive)
-    theirs.parent.mkdir(parents=True)
-    theirs.write_bytes(b"<x:xmpmeta>another edit</x:xmpmeta>")
+    theirs = b"<x:xmpmeta>another edit</x:xmpmeta>"
+    reference, harness, beside = await _sidecar_place_taken(new_harness, theirs)
     await harness.run([copy.run])
-    assert theirs.read_bytes() == b"<x:xmpmeta>another edit</x:xmpmeta>"
+    assert (harness.archive / beside.relative_to(reference.archive)).read_bytes() == theirs
     [ours] = harness.archive.glob("locations/*/*/org-misc-*/*.xmp")
     assert ours.read_bytes() == beside.read_bytes()
 
