@@ -70,13 +70,14 @@ async def test_a_card_pulled_mid_import_keeps_what_was_read_and_the_resume_finis
     assert str(emulator.path) in result["error"] and "resume" in result["error"].lower(), result["error"]
     [resumable] = await sidecar.request("import:v2:resumable")
     assert resumable["sessionId"] == result["sessionId"]
-    # What was read is safe: the files that got every read an uninterrupted import gives them are
-    # archived whole, with their rows. Those with a read served as the card went may not be: when
-    # that read was the file's last bytes, whatever its reader did next (the read that finds the
-    # end, a stat) failed, so for the import the file was cut off like any other.
+    # What was read is safe: the files that got every read an uninterrupted import gives them, and
+    # that their readers had closed, are archived whole, with their rows. One still open as the card
+    # went may not be: the card may have served all its bytes to the kernel's read-ahead, but
+    # whatever its reader did next (a read from the cache, the read that finds the end) failed, so
+    # for the import the file was cut off like any other.
     stats = emulator.stats()
     read_whole = {Path(name).name for name, count in stats["files"].items() if count >= reads_per_file[name]}
-    cut_at_the_end = {Path(name).name for name in stats["served_at_pull"]}
+    cut_at_the_end = {Path(name).name for name in stats["open_at_pull"]}
     archived = {n for (n,) in rows(paths.db, "SELECT imgnamo FROM imgs UNION ALL SELECT vidnamo FROM vids")}
     assert read_whole - cut_at_the_end <= archived <= read_whole
     kept = {p: stat_key(p) for p in org_files(paths.archive)}

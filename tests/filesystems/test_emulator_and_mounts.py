@@ -151,7 +151,7 @@ def test_the_card_is_pulled_the_moment_it_has_served_the_bytes_asked(card: Start
     assert pulled.value.errno == errno.EIO
     stats = emulator.stats()
     assert stats["pulled"] and 500_000 <= stats["total"] < 1_300_000
-    assert stats["served_at_pull"] == ["/" + video]
+    assert stats["open_at_pull"] == ["/" + video]
     with pytest.raises(OSError):
         os.stat(emulator.path)
     emulator.insert()

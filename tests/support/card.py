@@ -47,9 +47,12 @@ class CardState:
     burst: int
     pulled: bool = False
     pull_at: int | None = None  # pulled once this many bytes in all have been read
-    # Files with a read served as the card was pulled: the one that reached `pull_at`, and any that
-    # had passed their check just before. Their readers' next call fails.
-    served_at_pull: set[str] = field(default_factory=set)
+    # Files a reader had open as the card was pulled, and any with a read served after it (one that
+    # had passed its check just before). The kernel reads ahead of a reader, so such a file may
+    # have served all its bytes while its reader's next call (a read from the cache, which
+    # revalidates the file, or the one that finds the end) fails: cut off for the reader.
+    open_at_pull: set[str] = field(default_factory=set)
+    open_files: dict[int, str] = field(default_factory=dict)  # handle -> path, until its reader closes it
     failing: set[str] = field(default_factory=set)  # paths under the card, "/"-rooted
     read_by_file: dict[str, int] = field(default_factory=dict)
     read_total: int = 0
@@ -71,6 +74,12 @@ class CardState:
             if self.tokens < 0:
                 time.sleep(-self.tokens / self.rate)  # the card's own pace, not a test's wait
 
+    def pull(self) -> None:
+        """Under `mutex`."""
+        if not self.pulled:
+            self.pulled = True
+            self.open_at_pull.update(self.open_files.values())
+
     def stats(self) -> dict[str, Any]:
         with self.mutex:
             return {
@@ -79,7 +88,7 @@ class CardState:
                 "opens": self.opens,
                 "pulled": self.pulled,
                 "pull_at": self.pull_at,
-                "served_at_pull": sorted(self.served_at_pull),
+                "open_at_pull": sorted(self.open_at_pull),
                 "failing": sorted(self.failing),
             }
 
@@ -125,9 +134,17 @@ def _make_operations(root: Path, state: CardState) -> Any:
             self._check()
             if flags & (os.O_WRONLY | os.O_RDWR):
                 raise mfusepy.FuseOSError(errno.EROFS)
+            fh = os.open(self._real(path), os.O_RDONLY)
             with self._state.mutex:
                 self._state.opens += 1
-            return os.open(self._real(path), os.O_RDONLY)
+                self._state.open_files[fh] = path
+            return fh
+
+        def flush(self, path: str, fh: int) -> int:
+            """Each close(2) of the reader's, which waits for this (release comes later, on its own)."""
+            with self._state.mutex:
+                self._state.open_files.pop(fh, None)
+            return 0
 
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
             self._check(path)
@@ -139,12 +156,14 @@ def _make_operations(root: Path, state: CardState) -> Any:
                 state.read_total += len(data)
                 state.read_by_file[path] = state.read_by_file.get(path, 0) + len(data)
                 if state.pull_at is not None and state.read_total >= state.pull_at:
-                    state.pulled = True  # this read is served; every later operation fails
+                    state.pull()  # this read is served; every later operation fails
                 if state.pulled:
-                    state.served_at_pull.add(path)
+                    state.open_at_pull.add(path)
             return data
 
         def release(self, path: str, fh: int) -> int:
+            with self._state.mutex:
+                self._state.open_files.pop(fh, None)
             os.close(fh)
             return 0
 
@@ -190,12 +209,12 @@ def _serve_control(server: socket.socket, state: CardState) -> None:
                 with state.mutex:
                     match command["cmd"]:
                         case "pull":
-                            state.pulled = True
+                            state.pull()
                         case "pull_after":
                             state.pull_at = int(command["bytes"])
                         case "insert":
                             state.pulled, state.pull_at = False, None
-                            state.served_at_pull.clear()
+                            state.open_at_pull.clear()
                         case "fail":
                             state.failing.add("/" + command["name"].lstrip("/"))
                         case "heal":
