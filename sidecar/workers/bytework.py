@@ -595,6 +595,7 @@ def _read_once(request: StageRequest) -> tuple[_Staged, str]:
         except OSError as exc:
             raise _Failed(_target_failure(exc, request.staged)) from exc
         item = _Staged(as_copy, request.staged, dst, "copy", 0)
+        this = host.current()
         try:
             hasher = blake3.blake3()
             view = _read_view()
@@ -617,6 +618,9 @@ def _read_once(request: StageRequest) -> tuple[_Staged, str]:
                             written += os.write(dst, view[written:n])
                     except OSError as exc:
                         raise _Failed(_target_failure(exc, request.staged)) from exc
+                    # More than a chunk: written out while the rest is read, as _copy_data does.
+                    if this.starts_writeback and (item.size or n == len(view)):
+                        this.start_writeback(dst, item.size, n)
                     item.size += n
         except BaseException:
             _discard(item)

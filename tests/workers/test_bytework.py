@@ -422,6 +422,31 @@ def test_staging_reads_once_hashes_what_it_writes_and_reports_per_file(tmp_path:
     assert not (tmp_path / "staging" / "x.mp4").exists()
 
 
+def test_staging_starts_writing_a_big_file_to_the_medium_chunk_by_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the flush before the hash is recorded waits for the tail only: on a card, the next file is
+    read sooner (the window's last flush held the reads up for 60-80 ms). A small file is left to
+    the one flush of its batch."""
+    this = type(host.current())
+    started: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(
+        this,
+        "start_writeback",
+        lambda _, fd, offset, n: started.append((os.readlink(f"/proc/self/fd/{fd}"), offset, n)),
+    )
+    big, small = (
+        write_random(tmp_path / "big.mp4", 2 * READ_CHUNK + 5),
+        write_random(tmp_path / "small.jpg", 1000),
+    )
+    staged = [tmp_path / "staging" / "1.mp4", tmp_path / "staging" / "2.jpg"]
+    outcomes = stage_files([StageRequest(str(s), str(t)) for s, t in zip((big, small), staged, strict=True)])
+    assert [o.error for o in outcomes] == [None, None]
+    chunks = [(0, READ_CHUNK), (READ_CHUNK, READ_CHUNK), (2 * READ_CHUNK, 5)]
+    assert started == ([(str(staged[0]), *chunk) for chunk in chunks] if this.starts_writeback else [])
+    assert staged[0].read_bytes() == big.read_bytes()
+
+
 def test_staging_retries_a_transient_read_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = write_random(tmp_path / "share.mov", 100_000)
     real_open = bytework._open_regular
