@@ -268,15 +268,20 @@ class Journal:
         return [Window(r[0], r[1]) for r in rows]
 
     async def update_files(self, session_id: str, updates: Iterable[FileUpdate], conn: Any = None) -> None:
+        updates = list(updates)
+        # A column that is SET has its indexes rewritten even when its value stays: the steps after
+        # hashing leave `hash` out (SMALL, 20 000 files: their updates took 0.48 s of SQLite CPU, not 0.6).
+        sets_hash = any(u.hash is not None for u in updates)
         sql = (
-            "UPDATE aus_import_files SET state = ?, hash = COALESCE(?, hash), target = COALESCE(?, target),"
-            " strategy = COALESCE(?, strategy), error_step = ?, error = ?"
+            "UPDATE aus_import_files SET state = ?,"
+            + (" hash = COALESCE(?, hash)," if sets_hash else "")
+            + " target = COALESCE(?, target), strategy = COALESCE(?, strategy), error_step = ?, error = ?"
             " WHERE session_id = ? AND file_id = ?"
         )
         rows = [
             (
                 u.state.value,
-                u.hash,
+                *((u.hash,) if sets_hash else ()),
                 u.target,
                 u.strategy,
                 u.error_step.label if u.error_step else None,
