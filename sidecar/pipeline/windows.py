@@ -111,11 +111,10 @@ class Cutter:
         pending = self._pending
         if not pending:
             return None
-        left_files, left_bytes = len(pending), self._pending_bytes
         (first_files, first_bytes), (limit_files, limit_bytes) = self._first, self._limit
         if final:  # tapered: what follows the card's last read is the last window's work
-            most_files = min(limit_files, max(first_files, left_files // 4))
-            most_bytes = min(limit_bytes, max(first_bytes, left_bytes // 4))
+            most_files = min(limit_files, max(first_files, len(pending) // 4))
+            most_bytes = min(limit_bytes, max(first_bytes, self._pending_bytes // 4))
         else:
             most_files, most_bytes = limit_files, limit_bytes
         count = nbytes = reach = at_edge = 0  # at_edge: the window's bytes before its last group

@@ -426,7 +426,7 @@ def test_staging_starts_writing_a_big_file_to_the_medium_chunk_by_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """So the flush before the hash is recorded waits for the tail only: on a card, the next file is
-    read sooner (the window's last flush held the reads up for 60-80 ms). A small file is left to
+    read sooner (the window's last flush held the reads up for 45-135 ms). A small file is left to
     the one flush of its batch."""
     this = type(host.current())
     started: list[tuple[str, int, int]] = []

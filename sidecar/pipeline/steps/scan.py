@@ -2,9 +2,9 @@
 work on what it found.
 
 Grouping (sidecars, RAW+JPEG, Live Photos) refers only within a folder, so a folder is written once
-it is complete, and its files are then there for the steps' windows (windows.py): the steps start on
-the first window while the walk goes on. A scan that did not finish goes on where it stopped: it passes over
-every file and skip it recorded, and finds its errors again where they still are.
+it is complete, and its files are then there for the steps' windows (windows.py): the steps start
+on the first window while the walk goes on. A scan that did not finish goes on where it stopped: it
+passes over every file and skip it recorded, and finds its errors again where they still are.
 """
 
 import asyncio
