@@ -10,7 +10,8 @@ committed, so every copy it made is known to the journal (a cancel's cleanup mus
 are noticed between pages, by the page source.
 
 Besides pages, a source may yield milestones (a window's end): each is reached, in order, once
-every page before it is committed.
+every page before it is committed, and the page after it is handed out once the work of every page
+before it is done.
 """
 
 import asyncio
@@ -102,6 +103,7 @@ async def run_pages(
 
     async def hand_out() -> None:
         source = aiter(pages)
+        past_milestone = False
         try:
             while True:
                 await slots.acquire()
@@ -112,7 +114,14 @@ async def run_pages(
                 if isinstance(item, Milestone):
                     slots.release()
                     handed_out.put_nowait(item)
+                    past_milestone = True
                     continue
+                if past_milestone and works:
+                    # The first page past a window's end is in hand already; its work waits for
+                    # the work before it (not for its commit): a card reads its windows one after
+                    # the other, so the first is done first.
+                    await asyncio.wait(set(works))
+                past_milestone = False
                 work = asyncio.create_task(step.work(item), name=f"{label}-page")
                 works.add(work)
                 work.add_done_callback(works.discard)

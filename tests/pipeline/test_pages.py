@@ -275,6 +275,33 @@ async def test_a_window_is_done_once_its_pages_are_committed_and_the_next_is_wor
     assert log.index("work 3") < log.index("window 0 done")
 
 
+async def test_past_a_window_s_end_the_work_waits_for_the_work_before_it_not_its_commit(
+    db: Database,
+) -> None:
+    """A card reads its windows one after the other (the first window's thumbnails come first),
+    and the reads go on while the window before is committed."""
+    windows = Windows(db, StopSignal(), [[1], [2]])
+    second_worked = asyncio.Event()
+    original_work, original_record = windows.work, windows.record
+
+    async def work(page: Page) -> int:
+        if page[0].file_id == 2:
+            second_worked.set()
+        return await original_work(page)
+
+    async def record(conn: Any, page: Page, outcome: int) -> int:
+        if page[0].file_id == 1:
+            async with asyncio.timeout(10):  # fails, instead of hanging, if the work waited
+                await second_worked.wait()
+        return await original_record(conn, page, outcome)
+
+    windows.work = work  # type: ignore[method-assign]
+    windows.record = record  # type: ignore[method-assign]
+    await windows.run()
+    assert await windows.committed() == [1, 2]
+    assert windows.log.index("worked 1") < windows.log.index("work 2") < windows.log.index("commit 1")
+
+
 async def test_a_source_waiting_for_its_next_window_does_not_hold_back_the_commits_before_it(
     db: Database,
 ) -> None:
