@@ -10,8 +10,7 @@ committed, so every copy it made is known to the journal (a cancel's cleanup mus
 are noticed between pages, by the page source.
 
 Besides pages, a source may yield milestones (a window's end): each is reached, in order, once
-every page before it is committed, and the page after it is handed out once the work of every page
-before it is done.
+every page before it is committed.
 """
 
 import asyncio
@@ -91,11 +90,14 @@ async def run_pages(
     stop: StopSignal,
     *,
     overlap: bool,
+    windows_in_turn: bool = False,
 ) -> None:
     """Every page of `pages` through `step`, committed in order, and every milestone reached in its
     place. With `overlap`, a page's work runs while the page before it is committed, so the workers
     stay busy through the database writes; without, the next page is read only once the one before
-    it is committed."""
+    it is committed. With `windows_in_turn`, the work of a page past a milestone starts once the
+    work before it is done (a card read window after window, so the first window is done first,
+    not at the pace of a clip read beside it)."""
     label = step.step.label
     slots = asyncio.Semaphore(2 if overlap else 1)  # pages handed out and not yet committed
     handed_out: asyncio.Queue[tuple[Page, asyncio.Task[W]] | Milestone | None] = asyncio.Queue()
@@ -116,10 +118,9 @@ async def run_pages(
                     handed_out.put_nowait(item)
                     past_milestone = True
                     continue
-                if past_milestone and works:
+                if past_milestone and works and windows_in_turn:
                     # The first page past a window's end is in hand already; its work waits for
-                    # the work before it (not for its commit): a card reads its windows one after
-                    # the other, so the first is done first.
+                    # the work before it (not for its commit).
                     await asyncio.wait(set(works))
                 past_milestone = False
                 work = asyncio.create_task(step.work(item), name=f"{label}-page")

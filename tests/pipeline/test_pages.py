@@ -238,8 +238,8 @@ class Windows(Recorder):
         self.log.append(f"window {index} done")
         self.finished[index].set()
 
-    async def run(self) -> None:
-        await run_pages(self.db, self.source(), self.step(), self.stop, overlap=True)
+    async def run(self, *, in_turn: bool = False) -> None:
+        await run_pages(self.db, self.source(), self.step(), self.stop, overlap=True, windows_in_turn=in_turn)
 
 
 async def test_a_window_is_done_once_its_pages_are_committed_and_the_next_is_worked_meanwhile(
@@ -275,7 +275,7 @@ async def test_a_window_is_done_once_its_pages_are_committed_and_the_next_is_wor
     assert log.index("work 3") < log.index("window 0 done")
 
 
-async def test_past_a_window_s_end_the_work_waits_for_the_work_before_it_not_its_commit(
+async def test_windows_in_turn_past_a_window_s_end_the_work_waits_for_the_work_before_it(
     db: Database,
 ) -> None:
     """A card reads its windows one after the other (the first window's thumbnails come first),
@@ -297,7 +297,7 @@ async def test_past_a_window_s_end_the_work_waits_for_the_work_before_it_not_its
 
     windows.work = work  # type: ignore[method-assign]
     windows.record = record  # type: ignore[method-assign]
-    await windows.run()
+    await windows.run(in_turn=True)
     assert await windows.committed() == [1, 2]
     assert windows.log.index("worked 1") < windows.log.index("work 2") < windows.log.index("commit 1")
 

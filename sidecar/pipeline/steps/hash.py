@@ -39,7 +39,8 @@ async def run(ctx: RunContext, turns: AsyncIterable[WindowTurn] | None = None) -
     pages = ctx.window_pages(
         turns or whole(), FileState.SCANNED, sidecars_follow_parents=False, reads_sources=True
     )
-    await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
+    # A source read once (another medium than the archive's, as a card) is read window after window.
+    await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network, windows_in_turn=ctx.read_once)
 
 
 async def _read(ctx: RunContext, page: list[JournalFile]) -> list[Read]:
