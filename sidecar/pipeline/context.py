@@ -6,7 +6,7 @@ Steps read the journal through `pages`, which is also where they notice a stop: 
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -17,12 +17,11 @@ from sidecar.db.connection import Database
 from sidecar.db.locations import Location
 from sidecar.pipeline.finalizer import Finalizer
 from sidecar.pipeline.journal import FileState, Journal, JournalFile
-from sidecar.pipeline.pages import Milestone, Page, barrier
 from sidecar.pipeline.progress import ImportProgress
 from sidecar.pipeline.sessions import SessionRecord, Sessions
 from sidecar.pipeline.sources import SourceGuard
 from sidecar.pipeline.stop import ImportFailed, StopSignal
-from sidecar.pipeline.windows import EVERYTHING, Window, WindowTurn
+from sidecar.pipeline.windows import EVERYTHING, Window
 
 # A page ends within about half a second of work, so a stop is noticed quickly.
 PAGE_FILES = 2048
@@ -139,37 +138,6 @@ class RunContext:
     def staged(self, file: JournalFile) -> str:
         """Where a read-once import stages a file's single read, on the archive's filesystem."""
         return os.path.join(staging_folder(self.session), f"{file.file_id}{file.extension}")
-
-    async def window_pages(
-        self,
-        turns: AsyncIterable[WindowTurn],
-        state: FileState,
-        *,
-        sidecars_follow_parents: bool,
-        writes: bool = True,
-        reads_sources: bool = False,
-        page_files: int | None = None,
-    ) -> AsyncIterator[Page | Milestone]:
-        """One step's pages over its windows as it is given them: per window, its files in `state`,
-        then its sidecars (once the pages before are committed, if they `follow_parents`), then a
-        milestone that tells the window done. The next window's first page is handed out while the
-        last of the one before is committed. Stops and early ends as `pages`."""
-        async for turn in turns:
-            for sidecars in (False, True):
-                if sidecars and sidecars_follow_parents:
-                    async for committed in barrier():
-                        yield committed
-                pages = self.pages(
-                    state,
-                    sidecars=sidecars,
-                    writes=writes,
-                    reads_sources=reads_sources,
-                    page_files=page_files,
-                    window=turn.window,
-                )
-                async for page in pages:
-                    yield page
-            yield Milestone(turn.done)
 
     async def pages(
         self,

@@ -3,18 +3,16 @@
 The files go through hash → copy → validate → finalize window by window (see `windows.py`), and the
 steps overlap: while the scan records folders and cuts windows, the first window is read from the
 source, the one before it copied, the one before that validated and committed, and its background
-jobs start. Each step is a module of `steps/` that pages through its windows' files still in its
-input state and commits each page once (`pages.run_pages`), in one stream of pages over the windows
-(the next window's first page is read while the last of the one before is committed, so a window's
-end does not pause the reads); a step starts a window only once the step before it finished that
-window, and runs at most AHEAD windows ahead of the step after it (bounded staging and memory). A
-crash loses at most the pages in flight, which a resume redoes (a copy in place with the right
-content is kept), and the resume follows the windows the run cut.
+jobs start. Each step is a module of `steps/` that pages through a window's files still in its
+input state and commits each page once (`pages.run_pages`); a step starts a window only once the
+step before it finished that window, and runs at most AHEAD windows ahead of the step after it
+(bounded staging and memory). A crash loses at most the pages in flight, which a resume redoes (a
+copy in place with the right content is kept), and the resume follows the windows the run cut.
 """
 
 import asyncio
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 from sidecar import fs
@@ -25,12 +23,12 @@ from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps import copy, finalize, lost, scan, validate
 from sidecar.pipeline.steps import hash as hashing
 from sidecar.pipeline.stop import ImportFailed
-from sidecar.pipeline.windows import Cutter, Window, WindowFeed, WindowTurn
+from sidecar.pipeline.windows import Cutter, Window, WindowFeed
 
-StepRun = Callable[[RunContext, AsyncIterable[WindowTurn]], Awaitable[None]]
+StepRun = Callable[[RunContext, Window], Awaitable[None]]
 
 # How many windows a step may finish before the step after it finishes them: its slack. Bounds what
-# is staged and in flight to AHEAD + 1 windows (and a page of the next) per step.
+# is staged and in flight to AHEAD + 1 windows per step.
 AHEAD = 2
 
 
@@ -125,7 +123,15 @@ class _Pipeline:
     async def _run_step(self, index: int) -> None:
         _, run_step = self._steps[index]
         try:
-            await run_step(self._ctx, self._turns(index))
+            k = 0
+            while (window := await self._feed.get(k)) is not None:
+                async with self._moved:
+                    await self._moved.wait_for(partial(self._may_start, index, k))
+                await run_step(self._ctx, window)
+                await self._done_with(index, k + 1)
+                if index == len(self._steps) - 1 and self._ctx.state.jobs_committed and self._ctx.read_once:
+                    self._jobs_added()  # its jobs start while later windows are still read
+                k += 1
             self._complete[index] = True
         except BaseException:
             self._ctx.state.halted = True  # the other steps stop at their next page
@@ -135,21 +141,6 @@ class _Pipeline:
             # copied when writing had to stop), or stop at once when halted.
             await self._done_with(index, sys.maxsize)
         await self._announce()
-
-    async def _turns(self, index: int) -> AsyncIterator[WindowTurn]:
-        """The windows step `index` is given, each once it may start it; the step tells each done
-        once all of it is committed, while it may already have the next one's first page in hand."""
-        k = 0
-        while (window := await self._feed.get(k)) is not None:
-            async with self._moved:
-                await self._moved.wait_for(partial(self._may_start, index, k))
-            yield WindowTurn(window, partial(self._window_done, index, k + 1))
-            k += 1
-
-    async def _window_done(self, index: int, windows: int) -> None:
-        await self._done_with(index, windows)
-        if index == len(self._steps) - 1 and self._ctx.state.jobs_committed and self._ctx.read_once:
-            self._jobs_added()  # its jobs start while later windows are still read
 
     def _may_start(self, index: int, window: int) -> bool:
         """The step before is done with the window, and the step after is at most AHEAD windows

@@ -25,7 +25,7 @@ in their order, and cuts on from there.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 # The first window, and the most any window grows to (files, bytes): a window's staged reads sit on
@@ -46,23 +46,6 @@ class Window:
 
 # The whole import as one window: what the steps do when run on their own.
 EVERYTHING = Window(0, 2**62)
-
-
-@dataclass(frozen=True, slots=True)
-class WindowTurn:
-    """A window as a step is given it, and what the step calls once all of it is committed."""
-
-    window: Window
-    done: Callable[[], Awaitable[None]]
-
-
-async def _nothing() -> None:
-    return None
-
-
-async def whole() -> AsyncIterator[WindowTurn]:
-    """The whole import as one turn: a step run on its own."""
-    yield WindowTurn(EVERYTHING, _nothing)
 
 
 @dataclass(frozen=True, slots=True)

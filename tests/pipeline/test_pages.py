@@ -3,8 +3,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from sidecar.archive.media import MediaType
 from sidecar.db.connection import Database
 from sidecar.pipeline import failpoints
 from sidecar.pipeline.journal import FileState, JournalFile
-from sidecar.pipeline.pages import Milestone, Page, PageStep, barrier, run_pages
+from sidecar.pipeline.pages import Page, PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.stop import Cancelled, Interrupted, StopSignal
 
@@ -213,158 +212,3 @@ async def test_a_cancelled_loop_cancels_the_work_in_flight(db: Database) -> None
         await loop
     await asyncio.sleep(0)  # let every cancelled work run its handler
     assert began and sorted(cancelled) == sorted(began)
-
-
-class Windows(Recorder):
-    """Pages in windows: each window's pages, then its milestone, which notes its end."""
-
-    def __init__(self, db: Database, stop: StopSignal, windows: list[list[int]]) -> None:
-        super().__init__(db, stop, sum(map(len, windows)))
-        self.windows = windows
-        self.before_window: dict[int, Callable[[], Awaitable[None]]] = {}
-        self.finished = [asyncio.Event() for _ in windows]
-
-    async def source(self) -> AsyncIterator[Page | Milestone]:
-        for index, numbers in enumerate(self.windows):
-            if index in self.before_window:
-                await self.before_window[index]()
-            for n in numbers:
-                self.stop.check()
-                self.log.append(f"read {n}")
-                yield [_file(n)]
-            yield Milestone(partial(self.window_done, index))
-
-    async def window_done(self, index: int) -> None:
-        self.log.append(f"window {index} done")
-        self.finished[index].set()
-
-    async def run(self, *, in_turn: bool = False) -> None:
-        await run_pages(self.db, self.source(), self.step(), self.stop, overlap=True, windows_in_turn=in_turn)
-
-
-async def test_a_window_is_done_once_its_pages_are_committed_and_the_next_is_worked_meanwhile(
-    db: Database,
-) -> None:
-    """The card's reads go on across a window's end: the next window's first page is handed out
-    while the last page of the one before is still being committed."""
-    windows = Windows(db, StopSignal(), [[1, 2], [3, 4], [5]])
-    next_page_worked = {0: asyncio.Event(), 1: asyncio.Event()}
-    original_work = windows.work
-
-    async def work(page: Page) -> int:
-        n = page[0].file_id
-        if n in (3, 5):
-            next_page_worked[0 if n == 3 else 1].set()
-        return await original_work(page)
-
-    async def done(index: int) -> None:
-        # Fails (instead of hanging) if the next window waited for this one's end.
-        if index in next_page_worked:
-            async with asyncio.timeout(10):
-                await next_page_worked[index].wait()
-        await Windows.window_done(windows, index)
-
-    windows.work = work  # type: ignore[method-assign]
-    windows.window_done = done  # type: ignore[method-assign]
-    await windows.run()
-    assert await windows.committed() == [1, 2, 3, 4, 5]
-    log = windows.log
-    for index, last_page in ((0, 2), (1, 4), (2, 5)):
-        assert log.index(f"commit {last_page}") < log.index(f"window {index} done")
-    assert log.index("window 0 done") < log.index("commit 3")
-    assert log.index("work 3") < log.index("window 0 done")
-
-
-async def test_windows_in_turn_past_a_window_s_end_the_work_waits_for_the_work_before_it(
-    db: Database,
-) -> None:
-    """A card reads its windows one after the other (the first window's thumbnails come first),
-    and the reads go on while the window before is committed."""
-    windows = Windows(db, StopSignal(), [[1], [2]])
-    second_worked = asyncio.Event()
-    original_work, original_record = windows.work, windows.record
-
-    async def work(page: Page) -> int:
-        if page[0].file_id == 2:
-            second_worked.set()
-        return await original_work(page)
-
-    async def record(conn: Any, page: Page, outcome: int) -> int:
-        if page[0].file_id == 1:
-            async with asyncio.timeout(10):  # fails, instead of hanging, if the work waited
-                await second_worked.wait()
-        return await original_record(conn, page, outcome)
-
-    windows.work = work  # type: ignore[method-assign]
-    windows.record = record  # type: ignore[method-assign]
-    await windows.run(in_turn=True)
-    assert await windows.committed() == [1, 2]
-    assert windows.log.index("worked 1") < windows.log.index("work 2") < windows.log.index("commit 1")
-
-
-async def test_a_source_waiting_for_its_next_window_does_not_hold_back_the_commits_before_it(
-    db: Database,
-) -> None:
-    """The next window may be a while (the scan still walks the card): what was read is committed
-    meanwhile, and the window before is done."""
-    windows = Windows(db, StopSignal(), [[1], [2]])
-
-    async def wait_for_first_window() -> None:
-        async with asyncio.timeout(10):  # fails, instead of hanging, if the commits waited
-            await windows.finished[0].wait()
-
-    windows.before_window[1] = wait_for_first_window
-    await windows.run()
-    assert await windows.committed() == [1, 2]
-
-
-async def test_pages_after_a_barrier_are_read_only_once_the_pages_before_it_are_committed(
-    db: Database,
-) -> None:
-    recorder = Recorder(db, StopSignal(), 3)
-
-    async def source() -> AsyncIterator[Page | Milestone]:
-        for n in (1, 2):
-            yield [_file(n)]
-        async for committed in barrier():
-            yield committed
-        recorder.log.append("read 3")
-        yield [_file(3)]
-
-    await run_pages(db, source(), recorder.step(), recorder.stop, overlap=True)
-    assert await recorder.committed() == [1, 2, 3]
-    assert recorder.log.index("commit 2") < recorder.log.index("read 3")
-
-
-async def test_after_a_failed_commit_no_later_window_is_told_done(db: Database) -> None:
-    windows = Windows(db, StopSignal(), [[1], [2, 3], [4]])
-    windows.fail_commit_of = 2
-    with pytest.raises(RuntimeError, match="commit 2 failed"):
-        await windows.run()
-    assert "window 0 done" in windows.log
-    assert "window 1 done" not in windows.log and "window 2 done" not in windows.log
-    assert "work 4" not in windows.log
-    assert await windows.committed() == [1, 3]  # page 3 was handed out: it is still recorded
-
-
-@pytest.mark.parametrize("stop_before", [2, 3, 4])
-async def test_a_stop_ends_the_windows_with_every_page_handed_out_committed_once(
-    db: Database, stop_before: int
-) -> None:
-    windows = Windows(db, StopSignal(), [[1, 2], [3, 4]])
-    windows.stop_before_page = stop_before
-    original = windows.source
-
-    async def source() -> AsyncIterator[Page | Milestone]:
-        async for item in original():
-            if isinstance(item, list) and item[0].file_id == windows.stop_before_page:
-                windows.stop.interrupt()
-                windows.stop.check()
-            yield item
-
-    windows.source = source  # type: ignore[method-assign]
-    with pytest.raises(Interrupted):
-        await windows.run()
-    handed_out = [int(entry.split()[1]) for entry in windows.log if entry.startswith("work ")]
-    assert await windows.committed() == handed_out == list(range(1, stop_before))
-    assert ("window 0 done" in windows.log) == (stop_before > 2)

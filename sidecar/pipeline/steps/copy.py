@@ -7,7 +7,7 @@ copies again what a stopped run had copied, whether or not the journal heard of 
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -21,7 +21,7 @@ from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import byte_work, count, failed, skip
-from sidecar.pipeline.windows import WindowTurn, whole
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.workers.bytework import CopyOutcome, CopyRequest, copy_files, hash_files
 
 
@@ -33,9 +33,7 @@ class Copied:
     archive_moved: bool  # made after the archive went away: not in the archive, not to be recorded
 
 
-async def run(
-    ctx: RunContext, turns: AsyncIterable[WindowTurn] | None = None, targets: "Targets | None" = None
-) -> None:
+async def run(ctx: RunContext, window: Window = EVERYTHING, targets: "Targets | None" = None) -> None:
     targets = targets or Targets(ctx)
     step = PageStep(
         ImportStep.COPY,
@@ -44,9 +42,10 @@ async def run(
         partial(_recorded, ctx),
         _unrecorded,
     )
-    # Sidecars after every parent's page is committed: they follow their parent's target.
-    pages = ctx.window_pages(turns or whole(), FileState.HASHED, sidecars_follow_parents=True)
-    await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
+    for sidecars in (False, True):
+        # Sidecars after every parent's page is committed: they follow their parent's target.
+        pages = ctx.pages(FileState.HASHED, sidecars=sidecars, window=window)
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _copy(ctx: RunContext, targets: "Targets", page: list[JournalFile]) -> Copied:

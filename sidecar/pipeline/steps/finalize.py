@@ -3,7 +3,6 @@ background jobs, one short transaction per page (see `Finalizer.record`). A resu
 only files not yet finalized, so nothing is inserted twice."""
 
 import os
-from collections.abc import AsyncIterable
 from functools import partial
 from typing import Any
 
@@ -13,22 +12,19 @@ from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import failed
-from sidecar.pipeline.windows import WindowTurn, whole
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.timestamps import now_iso
 
 
-async def run(ctx: RunContext, turns: AsyncIterable[WindowTurn] | None = None) -> None:
+async def run(ctx: RunContext, window: Window = EVERYTHING) -> None:
     step = PageStep(ImportStep.FINALIZE, _orphans, partial(_record, ctx), partial(_recorded, ctx))
-    # Sidecars after their parents: one beside its parent is kept only if the parent got its row.
-    # What was validated is committed even when writing copies had to stop (disk full).
-    pages = ctx.window_pages(
-        turns or whole(),
-        FileState.VALIDATED,
-        sidecars_follow_parents=True,
-        writes=False,
-        page_files=CHUNK_FILES,
-    )
-    await run_pages(ctx.db, pages, step, ctx.stop, overlap=False)
+    for sidecars in (False, True):
+        # Sidecars after their parents: one beside its parent is kept only if the parent got its row.
+        # What was validated is committed even when writing copies had to stop (disk full).
+        pages = ctx.pages(
+            FileState.VALIDATED, sidecars=sidecars, writes=False, page_files=CHUNK_FILES, window=window
+        )
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=False)
 
 
 async def _orphans(page: list[JournalFile]) -> list[FileUpdate]:

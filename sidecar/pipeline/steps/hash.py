@@ -9,7 +9,7 @@ read, at the copy.
 """
 
 import asyncio
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,7 +21,7 @@ from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import byte_work, count, failed
-from sidecar.pipeline.windows import WindowTurn, whole
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.workers.bytework import HashOutcome, StageOutcome, StageRequest, hash_files, stage_files
 
 
@@ -33,14 +33,11 @@ class Read:
     error_kind: str | None
 
 
-async def run(ctx: RunContext, turns: AsyncIterable[WindowTurn] | None = None) -> None:
+async def run(ctx: RunContext, window: Window = EVERYTHING) -> None:
     step = PageStep(ImportStep.HASH, partial(_read, ctx), partial(_record, ctx), partial(_recorded, ctx))
-    # Sidecars are hashed as any file: they are never duplicates on their own.
-    pages = ctx.window_pages(
-        turns or whole(), FileState.SCANNED, sidecars_follow_parents=False, reads_sources=True
-    )
-    # A source read once (another medium than the archive's, as a card) is read window after window.
-    await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network, windows_in_turn=ctx.read_once)
+    for sidecars in (False, True):
+        pages = ctx.pages(FileState.SCANNED, sidecars=sidecars, reads_sources=True, window=window)
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _read(ctx: RunContext, page: list[JournalFile]) -> list[Read]:

@@ -5,7 +5,6 @@ A read error is retried, never a reason to delete a good copy; a mismatch is cop
 """
 
 import asyncio
-from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -15,7 +14,7 @@ from sidecar.pipeline.journal import FileState, FileUpdate, JournalFile
 from sidecar.pipeline.pages import PageStep, run_pages
 from sidecar.pipeline.status import ImportStep
 from sidecar.pipeline.steps.common import byte_work, count, failed
-from sidecar.pipeline.windows import WindowTurn, whole
+from sidecar.pipeline.windows import EVERYTHING, Window
 from sidecar.workers.bytework import (
     CopyOutcome,
     CopyRequest,
@@ -32,12 +31,13 @@ class Validated:
     archive_moved: bool  # the copies were not missing, the archive was: they stay copied
 
 
-async def run(ctx: RunContext, turns: AsyncIterable[WindowTurn] | None = None) -> None:
+async def run(ctx: RunContext, window: Window = EVERYTHING) -> None:
     step = PageStep(
         ImportStep.VALIDATE, partial(_validate, ctx), partial(_record, ctx), partial(_recorded, ctx)
     )
-    pages = ctx.window_pages(turns or whole(), FileState.COPIED, sidecars_follow_parents=False, writes=False)
-    await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
+    for sidecars in (False, True):
+        pages = ctx.pages(FileState.COPIED, sidecars=sidecars, writes=False, window=window)
+        await run_pages(ctx.db, pages, step, ctx.stop, overlap=not ctx.network)
 
 
 async def _validate(ctx: RunContext, page: list[JournalFile]) -> Validated:
