@@ -10,12 +10,13 @@ edge is allowed wherever no link crosses it.
 Windows grow: the first is small, so the first thumbnails come within seconds of the start; later
 ones are larger, so the per-window work (one round of step starts and commits) stays small beside
 the bytes. Near the end they shrink again, so little is left to copy, check and commit once the
-last byte is read. For the same reason, of the windows cut once every file is known, one that is a
-single group too big for the size of a window at its place (a clip: a file is never split) is read
-before the others (right after the first window when the scan ended before any window could be
-given out, as on a card of a few folders): its copy and re-read take long, and done while the rest
-of the card is read they cost nothing, while at the end (a camera's clips sort after its photos)
-they would follow the last read. Of identical files in one import the one read first is kept, so
+last byte is read, and the last quarter or so of the window read last is a window of its own. For
+the same reason, of the windows cut once every file is known, one that is a single group too big
+for the size of a window at its place (a clip: a file is never split) is read before the others
+(right after the first window when the scan ended before any window could be given out, as on a
+card of a few folders): its copy and re-read take long, and done while the rest of the card is read
+they cost nothing, while at the end (a camera's clips sort after its photos) they would follow the
+last read. Of identical files in one import the one read first is kept, so
 the move can change which copy is the original, never what is archived.
 
 Windows are cut while the scan records folder after folder (`Cutter`), each when the reading step
@@ -98,12 +99,39 @@ class Cutter:
 
     def finish(self) -> list[Window]:
         first = self._given == 0
+        files = list(self._pending)
         windows: list[Window] = []
         oversized: list[Window] = []  # read first (after the import's first window, if among these)
         while (cut_here := self._next(final=True)) is not None:
             count, nbytes, early = cut_here
             (oversized if early and (windows or not first) else windows).append(self._take(count, nbytes))
+        # Unless the only window of these is the import's first, read before the oversized ones,
+        # the last of `windows` is the one read last.
+        if windows and (len(windows) > 1 or not oversized or not first):
+            windows[-1:] = self._split_last(windows[-1], files)
         return windows[:1] + oversized + windows[1:] if first else oversized + windows
+
+    def _split_last(self, window: Window, files: Sequence[FileLinks]) -> list[Window]:
+        """The window read last, as two: about its last quarter alone (at an edge no link crosses).
+        What follows the source's last byte is that window's copy, re-read and commit, so the
+        smaller it is, the sooner the import ends; the rest of it is checked while it is read. A
+        window under a quarter of the first size in bytes stays whole (its tail is short already)."""
+        inside = [f for f in files if window.first <= f.file_id <= window.last]
+        total = sum(f.size for f in inside)
+        if total <= self._first[1] // 4:
+            return [window]
+        reach = before = 0
+        edge: int | None = None  # the split comes after inside[edge]
+        for i, f in enumerate(inside[:-1]):
+            before += f.size
+            if total - before < total // 4:
+                break
+            reach = max(reach, self._spans.get(f.file_id, f.file_id))
+            if reach <= f.file_id:  # no link crosses the edge after f
+                edge = i
+        if edge is None:
+            return [window]
+        return [Window(window.first, inside[edge].file_id), Window(inside[edge + 1].file_id, window.last)]
 
     def _next(self, *, final: bool) -> tuple[int, int, bool] | None:
         """The next window's files and bytes, and whether it is one oversized group; None when there
@@ -150,9 +178,10 @@ def cut(
 ) -> list[Window]:
     """Windows over `files` (in file id order) that no link crosses, each the size of the one before
     it doubled, from (`first_files`, `first_bytes`) up to (`max_files`, `max_bytes`) but at most a
-    quarter of what is left (never under the first size); a window closes once it
-    reaches either limit at an edge no link crosses. Windows of one oversized group among the last
-    ones (see Cutter) are read before them, after the first window."""
+    quarter of what is left (never under the first size); a window closes once it reaches either
+    limit at an edge no link crosses. Windows of one oversized group among the last ones (see
+    Cutter) are read before them, after the first window; the window read last leaves about its
+    last quarter to a window of its own."""
     cutter = Cutter(
         first_files=first_files, first_bytes=first_bytes, max_files=max_files, max_bytes=max_bytes
     )

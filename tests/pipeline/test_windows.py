@@ -77,6 +77,21 @@ def test_a_group_too_big_for_its_window_is_read_right_after_the_first() -> None:
     assert _covered(windows) == list(range(1, 51))
 
 
+def test_the_window_read_last_leaves_about_a_quarter_of_it_alone_so_little_follows_the_last_read() -> None:
+    windows = cut(_files(40, size=10), first_files=100, first_bytes=40, max_bytes=100)
+    assert _covered(windows) == list(range(1, 41))
+    # Tapered, the last window would be 38-40 (30 bytes): its last quarter or more goes alone.
+    assert windows[-2:] == [Window(38, 39), Window(40, 40)]
+    # Never across a link: 40 names 39, so the split comes before 39; 40 names 38, no split at all.
+    linked = cut(_files(40, size=10, links={40: 39}), first_files=100, first_bytes=40, max_bytes=100)
+    assert linked[-2:] == [Window(38, 38), Window(39, 40)]
+    linked = cut(_files(40, size=10, links={40: 38}), first_files=100, first_bytes=40, max_bytes=100)
+    assert linked[-2:] == [Window(34, 37), Window(38, 40)]
+    # A last window of a quarter of the first window's bytes or less stays whole.
+    small = cut(_files(40, size=1), first_files=100, first_bytes=40, max_bytes=100)
+    assert small == [Window(1, 30), Window(31, 40)]
+
+
 def test_windows_cut_while_files_still_come_are_full_and_the_rest_is_cut_once_all_are_known() -> None:
     rng = random.Random(11)
     limits = {"first_files": 4, "first_bytes": 200, "max_files": 64, "max_bytes": 3000}
