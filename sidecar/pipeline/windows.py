@@ -16,8 +16,8 @@ for the size of a window at its place (a clip: a file is never split) is read be
 (right after the first window when the scan ended before any window could be given out, as on a
 card of a few folders): its copy and re-read take long, and done while the rest of the card is read
 they cost nothing, while at the end (a camera's clips sort after its photos) they would follow the
-last read. Of identical files in one import the one read first is kept, so
-the move can change which copy is the original, never what is archived.
+last read. Of identical files in one import the one read first is kept, so the move can change
+which copy is the original, never what is archived.
 
 Windows are cut while the scan records folder after folder (`Cutter`), each when the reading step
 wants one: while the scan runs at full size from what it found, once it is done tapered over what
@@ -115,7 +115,7 @@ class Cutter:
         """The window read last, as two: about its last quarter alone (at an edge no link crosses).
         What follows the source's last byte is that window's copy, re-read and commit, so the
         smaller it is, the sooner the import ends; the rest of it is checked while it is read. A
-        window under a quarter of the first size in bytes stays whole (its tail is short already)."""
+        window of a quarter of the first size in bytes or less stays whole (its tail is short)."""
         inside = [f for f in files if window.first <= f.file_id <= window.last]
         total = sum(f.size for f in inside)
         if total <= self._first[1] // 4:
