@@ -105,11 +105,10 @@ class Cutter:
         while (cut_here := self._next(final=True)) is not None:
             count, nbytes, early = cut_here
             (oversized if early and (windows or not first) else windows).append(self._take(count, nbytes))
-        # Unless the only window of these is the import's first, read before the oversized ones,
-        # the last of `windows` is the one read last.
-        if windows and (len(windows) > 1 or not oversized or not first):
-            windows[-1:] = self._split_last(windows[-1], files)
-        return windows[:1] + oversized + windows[1:] if first else oversized + windows
+        ordered = windows[:1] + oversized + windows[1:] if first else oversized + windows
+        if windows and ordered[-1] == windows[-1]:  # the one read last is tapered, not one group
+            ordered[-1:] = self._split_last(ordered[-1], files)
+        return ordered
 
     def _split_last(self, window: Window, files: Sequence[FileLinks]) -> list[Window]:
         """The window read last, as two: about its last quarter alone (at an edge no link crosses).
