@@ -49,6 +49,7 @@ class BytePool:
         # (the figures: bench/README.md).
         max_batch_files: int = 256,
         max_batch_bytes: int = 64 << 20,
+        min_share_bytes: int = 8 << 20,
     ) -> None:
         if workers < 1 or max_batch_files < 1 or max_batch_bytes < 1:
             raise ValueError("workers, max_batch_files and max_batch_bytes must be at least 1")
@@ -57,6 +58,7 @@ class BytePool:
         self.min_rate_bytes_per_s = min_rate_bytes_per_s
         self.max_batch_files = max_batch_files
         self.max_batch_bytes = max_batch_bytes
+        self.min_share_bytes = min_share_bytes
         self._in_flight = 2 * workers  # a worker finds its next batch queued when it finishes one
         self._context: SpawnContext = multiprocessing.get_context("spawn")
         self._cancel = self._context.Event()
@@ -143,6 +145,7 @@ class BytePool:
         *,
         failure: Callable[[T, str], R],
         max_in_flight: int | None = None,
+        spread: bool = False,
     ) -> list[R]:
         """Run `fn` over `items` in batches and return its outcomes in input order.
 
@@ -152,6 +155,8 @@ class BytePool:
         outcome of an item whose batch crashed twice, timed out or raised (a bug in `fn`): the pool
         cannot know `fn`'s outcome type, so the caller states it once per call. `max_in_flight` lowers
         how many batches run at once (one for a network share, which many parallel reads overwhelm).
+        `spread` shares a call too small to fill a batch per worker out among the workers (see
+        `_share`).
         """
         if len(sizes) != len(items):
             raise ValueError(f"{len(items)} items but {len(sizes)} sizes")
@@ -159,7 +164,8 @@ class BytePool:
             return []
         await self.start()
         results: list[R | None] = [None] * len(items)
-        pending = deque(split_batches(sizes, self.max_batch_files, self.max_batch_bytes))
+        share = self._share(sizes) if spread else None
+        pending = deque(split_batches(sizes, self.max_batch_files, self.max_batch_bytes, share))
 
         async def drain() -> None:
             while pending:
@@ -180,6 +186,13 @@ class BytePool:
             raise errors.exceptions[0] from errors
         assert all(r is not None for r in results)
         return cast(list[R], results)
+
+    def _share(self, sizes: Sequence[int]) -> int:
+        """The bytes that fill a batch when a call is spread: one share per worker (a window's last
+        page of photos is re-read by every worker at once, not by one), but never under
+        `min_share_bytes`, where the hand-offs would cost more than they spread."""
+        total = sum(max(0, size) for size in sizes)
+        return max(self.min_share_bytes, -(-total // self.workers))
 
     def timeout_for(self, nbytes: int) -> float:
         """A batch's time limit from its start: generous for any healthy medium, so a 50 GB video gets
@@ -331,14 +344,18 @@ class BytePool:
         return executor, [executor.submit(warm) for _ in range(self.workers)]
 
 
-def split_batches(sizes: Sequence[int], max_files: int, max_bytes: int) -> list[tuple[int, int, int]]:
+def split_batches(
+    sizes: Sequence[int], max_files: int, max_bytes: int, share: int | None = None
+) -> list[tuple[int, int, int]]:
     """(start, end, bytes) runs of consecutive items, each within `max_files` files and `max_bytes`
-    bytes; a file bigger than `max_bytes` goes alone."""
+    bytes; a file bigger than `max_bytes` goes alone. With `share`, a batch also ends once it holds
+    that many bytes: a total of k shares makes at most k batches."""
     batches: list[tuple[int, int, int]] = []
     start, nbytes = 0, 0
+    full = max_bytes if share is None else min(share, max_bytes)
     for index, raw in enumerate(sizes):
         size = max(0, raw)
-        if index > start and (index - start >= max_files or nbytes + size > max_bytes):
+        if index > start and (index - start >= max_files or nbytes + size > max_bytes or nbytes >= full):
             batches.append((start, index, nbytes))
             start, nbytes = index, 0
         nbytes += size

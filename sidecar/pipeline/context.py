@@ -47,6 +47,7 @@ class ByteWork(Protocol):
         *,
         failure: Callable[[T, str], R],
         max_in_flight: int | None = None,
+        spread: bool = False,
     ) -> list[R]: ...
 
 

@@ -59,6 +59,43 @@ def test_batches_keep_order_and_respect_both_caps() -> None:
     ]
 
 
+def test_a_share_ends_batches_early_but_never_lifts_the_caps() -> None:
+    photos = [1_750_000] * 17  # a card window's last page
+    assert split_batches(photos, 256, 64 << 20) == [(0, 17, 29_750_000)]
+    thirds = split_batches(photos, 256, 64 << 20, share=-(-sum(photos) // 3))
+    assert [(start, end) for start, end, _ in thirds] == [(0, 6), (6, 12), (12, 17)]
+    assert split_batches([10] * 9, 4, 100, share=1000) == [(0, 4, 40), (4, 8, 40), (8, 9, 10)]
+    assert split_batches([30, 30, 500, 30], 10, 100, share=40) == [(0, 2, 60), (2, 3, 500), (3, 4, 30)]
+
+
+async def test_a_call_too_small_for_a_batch_per_worker_is_shared_among_them(tmp_path: Path) -> None:
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"{i:02d}.bin"
+        path.write_bytes(random.Random(i).randbytes(3000))
+        paths.append(str(path))
+    pool = BytePool(3, min_share_bytes=2000)
+    try:
+        whole: list[range] = []
+        await pool.run(hash_files, paths, [3000] * 12, on_batch_done=whole.append, failure=failed_hash)
+        assert [len(batch) for batch in whole] == [12]  # not spread: the caps alone make one batch
+        shared: list[range] = []
+        outcomes = await pool.run(
+            hash_files, paths, [3000] * 12, on_batch_done=shared.append, failure=failed_hash, spread=True
+        )
+        assert outcomes == hash_files(paths)
+        assert sorted(len(batch) for batch in shared) == [4, 4, 4]  # one batch per worker
+        # A third of these 6 files would be 6 000 bytes: under the floor, the batches hold 9 000.
+        pool.min_share_bytes = 9000
+        floored: list[range] = []
+        await pool.run(
+            hash_files, paths[:6], [3000] * 6, on_batch_done=floored.append, failure=failed_hash, spread=True
+        )
+        assert sorted(len(batch) for batch in floored) == [3, 3]
+    finally:
+        await pool.close()
+
+
 async def test_results_come_back_in_order_with_every_item_in_one_batch_callback(
     pool: BytePool, tmp_path: Path
 ) -> None:

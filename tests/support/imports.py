@@ -63,6 +63,7 @@ class InlinePool:
         *,
         failure: Callable[[T, str], R],
         max_in_flight: int | None = None,
+        spread: bool = False,  # one item per batch here: spread already
     ) -> list[R]:
         self.calls.append((fn.__name__, len(items)))
         bytework.init_worker(self._cancel)

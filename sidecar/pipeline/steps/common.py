@@ -30,6 +30,7 @@ async def byte_work(
     items: Sequence[T],
     failure: Callable[[T, str], R],
     max_in_flight: int | None = None,
+    spread: bool = False,
 ) -> list[R]:
     """`fn` over a page's items in the pool, the progress moving as each batch of files completes."""
 
@@ -50,6 +51,7 @@ async def byte_work(
         on_batch_done=done,
         failure=failure,
         max_in_flight=max_in_flight,
+        spread=spread,
     )
 
 
