@@ -38,7 +38,7 @@ class Priority(IntEnum):
     LOW = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: an import builds two or more per file (see JournalFile)
 class NewJob:
     queue: Queue
     payload: dict[str, Any]

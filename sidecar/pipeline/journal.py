@@ -48,7 +48,10 @@ class NewFile:
         return FileLinks(self.file_id, self.size, (self.parent_id, self.raw_pair_id, self.live_pair_id))
 
 
-@dataclass(frozen=True, slots=True)
+# Per-file records of the steps (a 20 000-file import builds ~80 000 of each): not frozen, as a
+# frozen dataclass's __init__ sets each field through object.__setattr__, which made building them
+# 5× slower and a tenth of the event loop's time on SMALL. Nothing changes one once built.
+@dataclass(slots=True)
 class JournalFile:
     file_id: int
     path: str
@@ -70,7 +73,7 @@ class JournalFile:
     live_pair_hash: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see JournalFile
 class FileUpdate:
     file_id: int
     state: FileState
@@ -115,6 +118,9 @@ _FILE_COLUMNS = (
     "error_step",
     "error",
 )
+_STATES = {state.value: state for state in FileState}
+_MEDIA_TYPES = {media_type.value: media_type for media_type in MediaType}
+
 _PAGE_SQL = """
 SELECT f.file_id, f.source, f.size, f.media_type, f.extension, f.state, f.hash, f.target,
        f.parent_id, f.raw_pair_id, f.live_pair_id, p.state, p.hash, p.target, r.hash, l.hash
@@ -221,15 +227,15 @@ class Journal:
                     file_id=r[0],
                     path=os.fsdecode(r[1]),
                     size=r[2],
-                    media_type=MediaType(r[3]),
+                    media_type=_MEDIA_TYPES[r[3]],  # a dict, not the enum's call: 3× cheaper
                     extension=r[4],
-                    state=FileState(r[5]),
+                    state=_STATES[r[5]],
                     hash=r[6],
                     target=r[7],
                     parent_id=r[8],
                     raw_pair_id=r[9],
                     live_pair_id=r[10],
-                    parent_state=None if r[11] is None else FileState(r[11]),
+                    parent_state=None if r[11] is None else _STATES[r[11]],
                     parent_hash=r[12],
                     parent_target=r[13],
                     raw_pair_hash=r[14],
