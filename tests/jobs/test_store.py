@@ -2,6 +2,7 @@
 dependencies, retries, dead letters and the bookkeeping behind `jobs:*`."""
 
 import asyncio
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sidecar.jobs.store import (
     Priority,
     Queue,
     backoff_s,
+    new_job_id,
 )
 from sidecar.rpc.contract import Contract
 from sidecar.timestamps import now_iso
@@ -470,3 +472,11 @@ async def test_jobs_api_without_database_reports_why() -> None:
     api = JobsApi(None, None, SchemaTooOld(missing=["jobs.retry_after"]))
     with pytest.raises(SchemaTooOld):
         await api.status()
+
+
+def test_job_ids_are_distinct_version_4_uuids_in_their_text_form() -> None:
+    ids = [new_job_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
