@@ -4,6 +4,7 @@ differs, and, forced with AUS_PLATFORM=generic, the test mode that proves the si
 without any of those extras. It knows nothing of imports, jobs or the archive.
 """
 
+import contextlib
 import functools
 import os
 import shutil
@@ -108,6 +109,14 @@ class Generic:
             except OSError:
                 return False
         return False
+
+    def read_ahead(self, fd: int, length: int) -> None:
+        """Advice only: start reading the first `length` bytes of a file into the cache now, so the
+        medium works on several files at once while an earlier one is read (posix_fadvise
+        WILLNEED). Where the OS has no such advice, nothing happens and reads come as asked."""
+        if sys.platform != "win32" and sys.platform != "darwin" and hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(fd, 0, length, os.POSIX_FADV_WILLNEED)
 
     # -- copying ------------------------------------------------------------------------------------
 

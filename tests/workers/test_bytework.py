@@ -133,6 +133,57 @@ def test_hash_refuses_what_is_not_a_regular_file_without_blocking(tmp_path: Path
     assert [o.error for o in outcomes] == ["Not a regular file", "Not a regular file"]
 
 
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd" if sys.platform == "linux" else "/dev/fd"))
+
+
+def test_files_opened_ahead_keep_their_order_and_their_own_errors(tmp_path: Path) -> None:
+    """More files than are opened ahead, with files that cannot be opened among them: each outcome
+    is its own file's, for hashing and validating alike, and no descriptor is left open."""
+    count = bytework.READ_AHEAD_FILES * 2 + 3
+    paths = [str(write_random(tmp_path / f"{i:02d}.jpg", 1000 + i * 4099)) for i in range(count)]
+    os.mkfifo(tmp_path / "pipe")
+    paths[0] = str(tmp_path / "missing.jpg")
+    paths[bytework.READ_AHEAD_FILES] = str(tmp_path / "pipe")
+    paths[-1] = str(tmp_path / "missing-too.jpg")
+    bad = {0: "No such file or directory", bytework.READ_AHEAD_FILES: "Not a regular file"}
+    bad[count - 1] = "No such file or directory"
+    before = open_descriptors()
+
+    hashes = hash_files(paths)
+    validations = validate_files([ValidateRequest(p, "0" * 16) for p in paths])
+
+    for i, (path, hashed, validated) in enumerate(zip(paths, hashes, validations, strict=True)):
+        if i in bad:
+            assert (hashed.hash, hashed.error) == (None, bad[i])
+            assert (validated.hash, validated.error) == (None, bad[i])
+        else:
+            assert (hashed.hash, hashed.size) == (b3sum(Path(path)), Path(path).stat().st_size)
+            assert (validated.hash, validated.matches, validated.error) == (hashed.hash, False, None)
+    assert open_descriptors() == before
+
+
+def test_a_failure_mid_batch_leaves_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [str(write_random(tmp_path / f"{i}.jpg", 5000)) for i in range(bytework.READ_AHEAD_FILES * 2)]
+    hashed: list[int] = []
+    real = bytework._hash_fd
+
+    def fail_on_the_fifth(fd: int) -> tuple[str, int]:
+        hashed.append(fd)
+        if len(hashed) == 5:
+            raise RuntimeError("a bug in the middle of a batch")
+        return real(fd)
+
+    monkeypatch.setattr(bytework, "_hash_fd", fail_on_the_fifth)
+    before = open_descriptors()
+    with pytest.raises(RuntimeError) as raised:  # kept: its traceback holds the call's frame
+        hash_files(paths)
+    assert open_descriptors() == before
+    assert str(raised.value) == "a bug in the middle of a batch"
+
+
 # -- copying ---------------------------------------------------------------------------------------
 
 
