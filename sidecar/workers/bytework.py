@@ -545,8 +545,13 @@ class _Transient(Exception):
 
 def stage_files(requests: list[StageRequest]) -> list[StageOutcome]:
     """Read each source once, hashing the bytes as they are written to its staged file, then flush
-    them all. For network shares, where a hash step and then a copy would read every file twice;
-    the copy step later links the staged file into the archive."""
+    them all. For sources on another filesystem than the archive's (cards, drives, shares), where a
+    hash step and then a copy would read every file twice; the copy step later links the staged
+    file into the archive.
+
+    Unlike hashing, staging reads no file ahead: on the 90 MB/s card the advice only shared the
+    card's one stream between files, and the import ended later (ten alternated runs: 1.110 of the
+    card's time against 1.082, the tail after the last byte 0.38 s against 0.22)."""
     outcomes: list[StageOutcome | None] = [None] * len(requests)
     staged: dict[int, _Staged] = {}
     digests: dict[int, str] = {}
