@@ -194,10 +194,11 @@ def copy_files(requests: list[CopyRequest]) -> list[CopyOutcome]:
     is on the medium, and the flushes are shared by the whole call."""
     outcomes: list[CopyOutcome | None] = [None] * len(requests)
     staged: dict[int, _Staged] = {}
+    folders: set[str] = set()
     finished = False
     try:
         for index, request in enumerate(requests):
-            result = _stage(request)
+            result = _stage(request, folders)
             if isinstance(result, _Staged):
                 staged[index] = result
             else:
@@ -235,13 +236,13 @@ def copy_files(requests: list[CopyRequest]) -> list[CopyOutcome]:
     return done
 
 
-def _stage(request: CopyRequest) -> CopyOutcome | _Staged:
+def _stage(request: CopyRequest, folders: set[str]) -> CopyOutcome | _Staged:
     if _is_cancelled():
         return CANCELLED
     try:
         if _existing_copy_is_good(request):
             return KEPT
-        return _write_temp(request)
+        return _write_temp(request, folders)
     except _Failed as failed:
         return failed.outcome
     except OSError as exc:  # a call not classified above (e.g. fstat): still this file's problem
@@ -278,7 +279,7 @@ def _existing_copy_is_good(request: CopyRequest) -> bool:
     return digest == request.expected_hash
 
 
-def _write_temp(request: CopyRequest) -> _Staged:
+def _write_temp(request: CopyRequest, folders: set[str]) -> _Staged:
     try:
         src = _open_regular(request.source)
     except OSError as exc:
@@ -287,7 +288,7 @@ def _write_temp(request: CopyRequest) -> _Staged:
         size = os.fstat(src).st_size
         folder = os.path.dirname(request.target)
         try:
-            os.makedirs(folder, exist_ok=True)
+            _make_folder(folder, folders)
         except OSError as exc:
             raise _Failed(_target_failure(exc, request.target)) from exc
         temp = fs.temp_path(request.target)
@@ -555,10 +556,11 @@ def stage_files(requests: list[StageRequest]) -> list[StageOutcome]:
     outcomes: list[StageOutcome | None] = [None] * len(requests)
     staged: dict[int, _Staged] = {}
     digests: dict[int, str] = {}
+    folders: set[str] = set()
     finished = False
     try:
         for index, request in enumerate(requests):
-            result = _stage_with_retries(request)
+            result = _stage_with_retries(request, folders)
             if isinstance(result, StageOutcome):
                 outcomes[index] = result
             else:
@@ -580,12 +582,12 @@ def stage_files(requests: list[StageRequest]) -> list[StageOutcome]:
     return done
 
 
-def _stage_with_retries(request: StageRequest) -> StageOutcome | tuple[_Staged, str]:
+def _stage_with_retries(request: StageRequest, folders: set[str]) -> StageOutcome | tuple[_Staged, str]:
     for delay in (*STAGE_RETRY_DELAYS_S, None):
         if _is_cancelled():
             return _as_stage_outcome(CANCELLED)
         try:
-            return _read_once(request)
+            return _read_once(request, folders)
         except _Failed as failed:
             return _as_stage_outcome(failed.outcome)
         except _Transient as transient:
@@ -595,7 +597,7 @@ def _stage_with_retries(request: StageRequest) -> StageOutcome | tuple[_Staged, 
     raise AssertionError("unreachable")
 
 
-def _read_once(request: StageRequest) -> tuple[_Staged, str]:
+def _read_once(request: StageRequest, folders: set[str]) -> tuple[_Staged, str]:
     as_copy = CopyRequest(request.source, request.staged, "")
     try:
         src = _open_regular(request.source)
@@ -603,7 +605,7 @@ def _read_once(request: StageRequest) -> tuple[_Staged, str]:
         raise (_Transient(exc) if exc.errno in _TRANSIENT else _Failed(_source_failure(exc))) from exc
     try:
         try:
-            os.makedirs(os.path.dirname(request.staged), exist_ok=True)
+            _make_folder(os.path.dirname(request.staged), folders)
             fs.remove_quietly(request.staged)  # a leftover of an interrupted attempt
             dst = os.open(request.staged, fs.NEW_FILE_FLAGS, 0o666)
         except OSError as exc:
@@ -700,6 +702,14 @@ def _drop_cache(fd: int) -> bool:
 
 
 # -- shared helpers --------------------------------------------------------------------------------
+
+
+def _make_folder(folder: str, made: set[str]) -> None:
+    """Make `folder` unless this call has made or found it already: a call's files mostly share one
+    folder, and makedirs asks the filesystem three times per file (20 000 files: 0.3 s)."""
+    if folder not in made:
+        os.makedirs(folder, exist_ok=True)
+        made.add(folder)
 
 
 def _open_regular(path: str) -> int:

@@ -209,6 +209,26 @@ def linux_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("linux_host")
+def test_a_calls_files_in_one_folder_make_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real = os.makedirs
+
+    def makedirs(name: str, *args: object, **kwargs: bool) -> None:
+        made.append(name)
+        real(name, **kwargs)
+
+    sources = [write_random(tmp_path / f"{i}.jpg", 100 + i) for i in range(5)]
+    (tmp_path / "archive").mkdir()  # so makedirs calls itself for no parent
+    monkeypatch.setattr(os, "makedirs", makedirs)
+    folders = [tmp_path / "archive" / ("a" if i < 3 else "b") for i in range(5)]
+    outcomes = copy_files([request(s, f / s.name) for s, f in zip(sources, folders, strict=True)])
+    assert [o.created for o in outcomes] == [True] * 5
+    assert made == [str(tmp_path / "archive" / "a"), str(tmp_path / "archive" / "b")]
+    staged = stage_files([StageRequest(str(s), str(tmp_path / "staging" / s.name)) for s in sources])
+    assert all(o.error is None for o in staged)
+    assert made[2:] == [str(tmp_path / "staging")]
+
+
 def test_many_small_files_are_flushed_with_one_syncfs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
