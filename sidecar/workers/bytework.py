@@ -28,11 +28,13 @@ TEMP_SUFFIX = fs.TEMP_SUFFIX
 READ_CHUNK = 1 << 20  # 1 MiB: fits the L2 cache with the hasher's state (larger chunks were slower)
 COPY_CHUNK = 8 << 20  # kernel-side copy step; the cancel flag is checked between steps
 # A cold small file costs a wait on the medium for its bytes; reading one file at a time, a disk
-# then serves one request at a time. Hashing keeps this many files open ahead with the host's
-# read-ahead advice on their first bytes, so the medium has that many requests in hand: SMALL's
-# 20 000 cold files read in one thread took 3.3 s one by one and 1.5 s with 16 ahead (64: 1.3 s).
+# then serves one request at a time. Hashing keeps this many files open ahead, the small ones with
+# the host's read-ahead advice, so the medium has that many requests in hand: SMALL's 20 000 cold
+# files read in one thread took 3.3 s one by one and 1.5 s with 16 ahead (64: 1.3 s).
 READ_AHEAD_FILES = 16
-READ_AHEAD_BYTES = READ_CHUNK  # of each file: past it, the kernel's own sequential read-ahead runs
+# A file larger than one read is left to the kernel's own read-ahead, which its first read starts:
+# advised too, the 90 MB/s card's photos (≈ 2 MB) were re-read a little later, not sooner.
+READ_AHEAD_MAX_BYTES = READ_CHUNK
 
 # Flushing many small temps with one syncfs() of the filesystem is ≈4x cheaper than an fsync() per
 # file (performance-floor.md §3; bench/bytework_batching.py re-measures it). For big files the two
@@ -746,7 +748,7 @@ class _Opened(Generic[T]):
 
 def _opened_ahead(paths: Sequence[str], on_open: Callable[[int], T]) -> Generator[_Opened[T], None, None]:
     """Each path opened with `_open_regular`, in order, READ_AHEAD_FILES ahead of the one handed
-    out, `on_open` run on each as it opens (read-ahead advice). Closed (contextlib.closing), it
+    out, `on_open` run on each as it opens (the read-ahead advice). Closed (contextlib.closing), it
     closes the descriptors it still holds."""
     pending = iter(paths)
     ahead: deque[_Opened[T]] = deque()
@@ -780,7 +782,9 @@ def _opened_ahead(paths: Sequence[str], on_open: Callable[[int], T]) -> Generato
 
 
 def _read_ahead(fd: int) -> None:
-    host.current().read_ahead(fd, READ_AHEAD_BYTES)
+    size = os.fstat(fd).st_size
+    if size <= READ_AHEAD_MAX_BYTES:
+        host.current().read_ahead(fd, size)
 
 
 def _hash_fd(fd: int) -> tuple[str, int]:

@@ -6,7 +6,6 @@ fsync off their OS, so what is exercised is the worker's handling of them)."""
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sidecar.host.linux import Linux, parse_mountinfo
 from sidecar.host.windows import Windows
 from sidecar.workers import bytework
 from sidecar.workers.bytework import CopyRequest, copy_files, hash_files
+from tests.support.filesystems import cached_within, page_cached
 
 
 class Table(Generic):
@@ -198,8 +198,7 @@ def test_removable_media_are_told_by_sysfs_a_partition_by_its_disk(tmp_path: Pat
 def test_read_ahead_brings_a_files_first_bytes_from_the_medium_into_the_cache(
     tmp_path: Path, kind: type[Generic]
 ):
-    """RWF_NOWAIT reads only what is cached (EAGAIN otherwise): the bytes asked for are read ahead,
-    what lies past them is not."""
+    """The bytes asked for are read ahead, what lies past them is not."""
     if not hasattr(os, "RWF_NOWAIT"):
         pytest.skip("preadv(RWF_NOWAIT), which tells cached pages from uncached ones, is Linux's")
     path = tmp_path / "photo.jpg"
@@ -208,20 +207,9 @@ def test_read_ahead_brings_a_files_first_bytes_from_the_medium_into_the_cache(
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        page = bytearray(4096)
-
-        def cached(offset: int) -> bool:
-            try:
-                return os.preadv(fd, [page], offset, os.RWF_NOWAIT) == len(page)
-            except BlockingIOError:
-                return False
-
-        assert not cached(0)
+        assert not page_cached(fd, 0)
         kind().read_ahead(fd, 1 << 20)
-        deadline = time.monotonic() + 10
-        while not cached(0) and time.monotonic() < deadline:
-            pass  # the advice starts the reads; they end in microseconds on this disk
-        assert cached(0)
-        assert not cached(2 << 20)
+        assert cached_within(fd, 0, seconds=10)
+        assert not page_cached(fd, 2 << 20)
     finally:
         os.close(fd)

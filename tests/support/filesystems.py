@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,26 @@ def drop_page_cache() -> None:
     """Write back, then drop the clean page cache (root): the next read comes from the medium."""
     os.sync()
     Path("/proc/sys/vm/drop_caches").write_text("1\n")
+
+
+def page_cached(fd: int, offset: int) -> bool:
+    """Whether the page of `fd` at `offset` is in the page cache: preadv(RWF_NOWAIT) reads only
+    what is cached and fails with EAGAIN for the rest (Linux 4.14+; check RWF_NOWAIT first)."""
+    page = bytearray(4096)
+    try:
+        return os.preadv(fd, [page], offset, os.RWF_NOWAIT) > 0
+    except BlockingIOError:
+        return False
+
+
+def cached_within(fd: int, offset: int, seconds: float) -> bool:
+    """Whether that page is cached, or comes into the cache within `seconds` (read-ahead advice
+    starts reads the kernel finishes on its own)."""
+    deadline = time.monotonic() + seconds
+    while not page_cached(fd, offset):
+        if time.monotonic() > deadline:
+            return False
+    return True
 
 
 def shared_bytes(path: Path) -> int:

@@ -30,6 +30,7 @@ from sidecar.workers.bytework import (
     stage_files,
     validate_files,
 )
+from tests.support.filesystems import cached_within, page_cached
 
 
 def b3sum(path: Path) -> str:
@@ -161,6 +162,25 @@ def test_files_opened_ahead_keep_their_order_and_their_own_errors(tmp_path: Path
             assert (hashed.hash, hashed.size) == (b3sum(Path(path)), Path(path).stat().st_size)
             assert (validated.hash, validated.matches, validated.error) == (hashed.hash, False, None)
     assert open_descriptors() == before
+
+
+def test_only_files_of_one_read_are_read_ahead(tmp_path: Path) -> None:
+    """A bigger file is left to the kernel's own read-ahead, which its first read starts."""
+    if not hasattr(os, "RWF_NOWAIT"):
+        pytest.skip("preadv(RWF_NOWAIT), which tells cached pages from uncached ones, is Linux's")
+    small = write_random(tmp_path / "small.jpg", bytework.READ_AHEAD_MAX_BYTES)
+    big = write_random(tmp_path / "big.jpg", bytework.READ_AHEAD_MAX_BYTES + 1)
+    fds = [os.open(p, os.O_RDONLY) for p in (big, small)]
+    try:
+        for fd in fds:  # the big one first: advised, it would be read before the small one
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            bytework._read_ahead(fd)
+        assert cached_within(fds[1], bytework.READ_AHEAD_MAX_BYTES - 1, seconds=10)
+        assert not page_cached(fds[0], 0)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def test_a_failure_mid_batch_leaves_no_descriptor_open(
