@@ -28,9 +28,10 @@ TEMP_SUFFIX = fs.TEMP_SUFFIX
 READ_CHUNK = 1 << 20  # 1 MiB: fits the L2 cache with the hasher's state (larger chunks were slower)
 COPY_CHUNK = 8 << 20  # kernel-side copy step; the cancel flag is checked between steps
 # A cold small file costs a wait on the medium for its bytes; reading one file at a time, a disk
-# then serves one request at a time. Hashing keeps this many files open ahead, the small ones with
-# the host's read-ahead advice, so the medium has that many requests in hand: SMALL's 20 000 cold
-# files read in one thread took 3.3 s one by one and 1.5 s with 16 ahead (64: 1.3 s).
+# then serves one request at a time. Hashing and validation keep this many files open ahead, the
+# small ones with the host's read-ahead advice, so the medium has that many requests in hand:
+# SMALL's 20 000 cold files read in one thread took 3.3 s one by one and 1.5 s with 16 ahead (64:
+# 1.3 s).
 READ_AHEAD_FILES = 16
 # A file larger than one read is left to the kernel's own read-ahead, which its first read starts:
 # advised too, the 90 MB/s card's photos (≈ 2 MB) were re-read a little later, not sooner.
@@ -783,7 +784,7 @@ def _opened_ahead(paths: Sequence[str], on_open: Callable[[int], T]) -> Generato
 
 def _read_ahead(fd: int) -> None:
     size = os.fstat(fd).st_size
-    if size <= READ_AHEAD_MAX_BYTES:
+    if 0 < size <= READ_AHEAD_MAX_BYTES:  # (a length of 0 would advise the whole file)
         host.current().read_ahead(fd, size)
 
 
