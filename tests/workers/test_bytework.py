@@ -228,7 +228,6 @@ def linux_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.mark.usefixtures("linux_host")
 def test_a_calls_files_in_one_folder_make_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[str] = []
     real = os.makedirs
@@ -249,6 +248,7 @@ def test_a_calls_files_in_one_folder_make_it_once(tmp_path: Path, monkeypatch: p
     assert made[2:] == [str(tmp_path / "staging")]
 
 
+@pytest.mark.usefixtures("linux_host")
 def test_many_small_files_are_flushed_with_one_syncfs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
