@@ -676,10 +676,10 @@ def validate_files(requests: list[ValidateRequest]) -> list[ValidateOutcome]:
         return [_validate_one(request, file) for request, file in zip(requests, opened, strict=True)]
 
 
-def _drop_cache_and_read_ahead(fd: int) -> bool:
+def _drop_cache_and_read_ahead(fd: int, size: int) -> bool:
     """Dropped first, so what is read ahead comes from the medium."""
     from_medium = _drop_cache(fd)
-    _read_ahead(fd)
+    _read_ahead(fd, size)
     return from_medium
 
 
@@ -717,16 +717,22 @@ def _make_folder(folder: str, made: set[str]) -> None:
 
 def _open_regular(path: str) -> int:
     """Open for reading, refusing anything but a regular file (a FIFO or device is never read)."""
+    return _open_regular_sized(path)[0]
+
+
+def _open_regular_sized(path: str) -> tuple[int, int]:
+    """`_open_regular`, with the file's size from the fstat that checks it."""
     fd = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_BINARY | _O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "Not a regular file", path)
         if sys.platform != "win32" and _O_NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, info.st_size
 
 
 @dataclass(slots=True)
@@ -747,9 +753,11 @@ class _Opened(Generic[T]):
         return opened
 
 
-def _opened_ahead(paths: Sequence[str], on_open: Callable[[int], T]) -> Generator[_Opened[T], None, None]:
+def _opened_ahead(
+    paths: Sequence[str], on_open: Callable[[int, int], T]
+) -> Generator[_Opened[T], None, None]:
     """Each path opened with `_open_regular`, in order, READ_AHEAD_FILES ahead of the one handed
-    out, `on_open` run on each as it opens (the read-ahead advice). Closed (contextlib.closing), it
+    out, `on_open(fd, size)` run on each as it opens (the read-ahead advice). Closed (contextlib.closing), it
     closes the descriptors it still holds."""
     pending = iter(paths)
     ahead: deque[_Opened[T]] = deque()
@@ -759,12 +767,12 @@ def _opened_ahead(paths: Sequence[str], on_open: Callable[[int], T]) -> Generato
         if path is None:
             return
         try:
-            fd = _open_regular(path)
+            fd, size = _open_regular_sized(path)
         except OSError as exc:
             ahead.append(_Opened(None, exc))
             return
         try:
-            ahead.append(_Opened((fd, on_open(fd)), None))
+            ahead.append(_Opened((fd, on_open(fd, size)), None))
         except BaseException:
             os.close(fd)
             raise
@@ -782,8 +790,7 @@ def _opened_ahead(paths: Sequence[str], on_open: Callable[[int], T]) -> Generato
                 os.close(file.opened[0])
 
 
-def _read_ahead(fd: int) -> None:
-    size = os.fstat(fd).st_size
+def _read_ahead(fd: int, size: int) -> None:
     if 0 < size <= READ_AHEAD_MAX_BYTES:  # (a length of 0 would advise the whole file)
         host.current().read_ahead(fd, size)
 

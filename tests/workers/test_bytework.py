@@ -175,7 +175,7 @@ def test_only_files_of_one_read_are_read_ahead(tmp_path: Path) -> None:
         for fd in fds:  # the big one first: advised, it would be read before the small one
             os.fsync(fd)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            bytework._read_ahead(fd)
+            bytework._read_ahead(fd, os.fstat(fd).st_size)
         assert cached_within(fds[1], bytework.READ_AHEAD_MAX_BYTES - 1, seconds=10)
         assert not page_cached(fds[0], 0)
     finally:
