@@ -1,7 +1,7 @@
 """Everything that differs by operating system, behind one small interface (`Generic`'s methods):
 flushes, page-cache drops, clone and kernel copies, mounts and media, tying a child process to
-the sidecar, background CPU priority for tools and threads, the user-data folder. Nothing else
-in the sidecar calls an OS-specific primitive.
+the sidecar, background CPU priority for tools and threads, the byte workers' priority, the
+user-data folder. Nothing else in the sidecar calls an OS-specific primitive.
 
 `current()` picks the implementation once per process: `AUS_PLATFORM` when set (`generic` forces
 plain POSIX, the test mode; the native name is also accepted), else `sys.platform`. The pool's
@@ -13,11 +13,20 @@ import os
 import sys
 
 from sidecar.host.darwin import Darwin
-from sidecar.host.generic import BACKGROUND_NICENESS, Generic, Medium, Mount
+from sidecar.host.generic import BACKGROUND_NICENESS, BYTE_WORKER_NICENESS, Generic, Medium, Mount
 from sidecar.host.linux import Linux
 from sidecar.host.windows import Windows
 
-__all__ = ["BACKGROUND_NICENESS", "ENV", "Generic", "Medium", "Mount", "current", "native"]
+__all__ = [
+    "BACKGROUND_NICENESS",
+    "BYTE_WORKER_NICENESS",
+    "ENV",
+    "Generic",
+    "Medium",
+    "Mount",
+    "current",
+    "native",
+]
 
 ENV = "AUS_PLATFORM"
 

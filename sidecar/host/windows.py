@@ -58,6 +58,11 @@ class Windows(Generic):
         lower the thread; not done yet, as nothing here could test it."""
         return None
 
+    def lower_worker_priority(self) -> None:
+        """Left as it is: Windows' nearest step, BELOW_NORMAL_PRIORITY_CLASS, is larger than
+        BYTE_WORKER_NICENESS; not done yet, as nothing here could measure it."""
+        return None
+
     def user_data_dir(self) -> Path:
         base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
         return base / APP_DIR_NAME

@@ -82,12 +82,14 @@ def init_worker(
     cancel_event: CancelFlag | None, started: StartSlots | None = None, exit_with_parent: bool = False
 ) -> None:
     """Pool initializer: keep the shared cancel event and the batch start-time slots (see run_batch),
-    and in the pool, end this worker when the sidecar is gone."""
+    and in the pool, run a little below the sidecar's own process (see BYTE_WORKER_NICENESS) and end
+    this worker when the sidecar is gone."""
     global _cancel, _started
     _cancel = cancel_event
     _started = started
     parent = multiprocessing.parent_process()
     if exit_with_parent and parent is not None:
+        host.current().lower_worker_priority()
         threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
 
 

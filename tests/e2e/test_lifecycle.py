@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from sidecar import PROTOCOL_VERSION, __version__
+from sidecar.host import BYTE_WORKER_NICENESS
 from tests.support.client import SidecarPaths, SidecarProcess, Spawn, sidecar_command
+from tests.support.processes import lowered, niceness, this_thread
 
 
 async def test_ready_is_sent_once_first(sidecar: SidecarProcess):
@@ -206,6 +208,25 @@ async def test_a_killed_sidecar_takes_its_pool_workers_with_it(
     async with asyncio.timeout(10):
         await asyncio.gather(*(_exited(pid) for pid in workers))
         await client.process.wait()  # its pipes close only once no worker holds them
+
+
+async def test_the_pool_workers_run_a_little_below_the_sidecar(
+    spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
+):
+    """So its event loop answers status calls promptly while the workers keep both cores busy."""
+    from tests.support.archive import add_location, write
+
+    client = await spawn_sidecar(sidecar_paths.args())
+    location = add_location(sidecar_paths.db)
+    write(tmp_path / "src" / "a.jpg", 1000)
+    result = await client.request("import:v2:start", location.start_params(tmp_path / "src"))
+    assert result["status"] == "completed"
+    workers = _pool_workers(client.process.pid)
+    assert workers, "no pool workers found"
+
+    base = niceness(client.process.pid)
+    assert base == this_thread(), "the sidecar itself keeps the priority it was started with"
+    assert {niceness(pid) for pid in workers} == {lowered(base, BYTE_WORKER_NICENESS)}
 
 
 async def test_a_killed_sidecar_takes_its_exiftool_processes_with_it(

@@ -1,7 +1,8 @@
 """Background CPU priority, host by host: Linux lowers the calling thread and no other; the generic
 POSIX, macOS and Windows hosts leave a thread as it is (their setpriority would lower the whole
-process, or they have none); tools start through POSIX `nice` except on Windows; and the jobs'
-threads are lowered exactly where the sidecar's host lowers one thread."""
+process, or they have none); tools start through POSIX `nice` except on Windows; the jobs'
+threads are lowered exactly where the sidecar's host lowers one thread; and a byte worker lowers
+itself a little everywhere but on Windows."""
 
 import asyncio
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from sidecar import host
+from sidecar.host import BYTE_WORKER_NICENESS
 from sidecar.host.darwin import Darwin
 from sidecar.host.generic import Generic
 from sidecar.host.linux import Linux
@@ -50,6 +52,20 @@ def test_linux_lowers_the_calling_thread_and_no_other() -> None:
 @pytest.mark.parametrize("kind", [Generic, Darwin, Windows])
 def test_the_other_hosts_leave_a_thread_as_it_is(kind: type[Generic]) -> None:
     assert in_a_new_thread(kind().lower_thread_priority) == this_thread()
+
+
+@ON_LINUX
+@pytest.mark.parametrize(
+    ("kind", "lowers"), [(Generic, True), (Linux, True), (Darwin, True), (Windows, False)]
+)
+def test_a_byte_worker_lowers_itself_a_little_except_on_windows(kind: type[Generic], lowers: bool) -> None:
+    """On a thread of its own, as a worker's one working thread: Linux's nice() lowers the calling
+    thread alone (elsewhere the worker's whole process, which is the worker's alone)."""
+    base = this_thread()
+    expected = lowered(base, BYTE_WORKER_NICENESS) if lowers else base
+    assert in_a_new_thread(kind().lower_worker_priority) == expected
+    assert this_thread() == base
+    assert lowered(base, BYTE_WORKER_NICENESS) < lowered(base), "the jobs run below the byte workers"
 
 
 def test_tools_start_through_posix_nice_except_on_windows() -> None:

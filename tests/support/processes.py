@@ -24,9 +24,10 @@ def this_thread() -> int:
     return niceness(os.getpid(), threading.get_native_id())
 
 
-def lowered(base: int) -> int:
-    """The niceness background work gets when the sidecar's is `base`."""
-    return min(base + BACKGROUND_NICENESS, LOWEST)
+def lowered(base: int, by: int = BACKGROUND_NICENESS) -> int:
+    """The niceness background work (or, `by` BYTE_WORKER_NICENESS, a byte worker) gets when the
+    sidecar's is `base`."""
+    return min(base + by, LOWEST)
 
 
 def children() -> dict[int, str]:
