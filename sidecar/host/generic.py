@@ -191,10 +191,10 @@ class Generic:
         return None
 
     def lower_worker_priority(self) -> None:
-        """Lower a byte worker's CPU priority by BYTE_WORKER_NICENESS, first thing in the worker (a
-        process of its own): POSIX `nice()` lowers the process, or on Linux the calling thread, the
-        worker's one working thread, whose later threads inherit it. Never raises (a pool
-        initializer that raises breaks the pool)."""
+        """Lower a byte worker's CPU priority by BYTE_WORKER_NICENESS, first thing in the worker, a
+        process of its own. POSIX `nice()` lowers the whole process; Linux's lowers the calling
+        thread alone, here the worker's one working thread, and the threads it starts later. Never
+        raises (a pool initializer that raises breaks the pool)."""
         if sys.platform != "win32":  # tells mypy's Windows check where nice is used
             with contextlib.suppress(OSError):  # not permitted (a sandbox): stay at this priority
                 os.nice(BYTE_WORKER_NICENESS)
