@@ -95,7 +95,8 @@ class BytePool:
                 extra={
                     "action": "bytepool.start",
                     "workers": self.workers,
-                    # Distinct workers that answered the warm-up: a quick one may take both calls.
+                    # Distinct workers that answered the warm-up: all of them, unless one took
+                    # longer than WARM_TIMEOUT_S to start.
                     "warmed": len(set(pids)),
                     "ms": round((time.monotonic() - began) * 1000),
                 },
@@ -338,9 +339,10 @@ class BytePool:
             max_workers=self.workers,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(self._cancel, self._started, True),
+            initargs=(self._cancel, self._started, True, self._context.Barrier(self.workers)),
         )
-        # Each submit finds no idle worker and spawns one, so this starts all of them now.
+        # Each submit finds no idle worker and spawns one, so this starts all of them now, and the
+        # barrier gives each of them one of these calls.
         return executor, [executor.submit(warm) for _ in range(self.workers)]
 
 

@@ -72,21 +72,30 @@ class StartSlots(Protocol):
     def __setitem__(self, index: int, value: float, /) -> None: ...
 
 
+# How long a worker's warm-up waits for the pool's other workers to start. A worker that cannot
+# start breaks the pool long before; past this, the warm-up is given up, never the pool.
+WARM_TIMEOUT_S = 30.0
+
 # Per-process state, set by the pool initializer (or a test calling init_worker in-process).
 _cancel: CancelFlag | None = None
 _started: StartSlots | None = None
+_all_warm: threading.Barrier | None = None
 _buffer: mmap.mmap | None = None  # page-aligned read buffer, reused for every file of this process
 
 
 def init_worker(
-    cancel_event: CancelFlag | None, started: StartSlots | None = None, exit_with_parent: bool = False
+    cancel_event: CancelFlag | None,
+    started: StartSlots | None = None,
+    exit_with_parent: bool = False,
+    all_warm: threading.Barrier | None = None,
 ) -> None:
-    """Pool initializer: keep the shared cancel event and the batch start-time slots (see run_batch),
-    and in the pool, run a little below the sidecar's own process (see BYTE_WORKER_NICENESS) and end
-    this worker when the sidecar is gone."""
-    global _cancel, _started
+    """Pool initializer: keep the shared cancel event, the batch start-time slots (see run_batch) and
+    the warm-up barrier (see warm), and in the pool, run a little below the sidecar's own process
+    (see BYTE_WORKER_NICENESS) and end this worker when the sidecar is gone."""
+    global _cancel, _started, _all_warm
     _cancel = cancel_event
     _started = started
+    _all_warm = all_warm
     parent = multiprocessing.parent_process()
     if exit_with_parent and parent is not None:
         host.current().lower_worker_priority()
@@ -103,8 +112,14 @@ def _exit_with_parent(sentinel: int) -> None:
 
 
 def warm() -> int:
-    """Make a fresh worker import everything and allocate its buffer before real work arrives."""
+    """Make a fresh worker import everything and allocate its buffer before real work arrives. In
+    the pool, it then waits for every other worker to be warm: a worker that is waiting takes no
+    second warm-up call, so each worker takes exactly one, and a started pool has every worker
+    ready (the first worker up used to take them all, the others still starting)."""
     _read_view()
+    if _all_warm is not None:
+        with contextlib.suppress(threading.BrokenBarrierError):  # timed out: warm enough
+            _all_warm.wait(WARM_TIMEOUT_S)
     return os.getpid()
 
 

@@ -3,8 +3,10 @@ worker replaced and its batch retried once, a hung batch killed at its timeout, 
 bounded in time."""
 
 import asyncio
+import logging
 import os
 import random
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.pipeline.bytepool import BytePool, split_batches
+from sidecar.workers import bytework
 from sidecar.workers.bytework import (
     TEMP_SUFFIX,
     CopyOutcome,
@@ -19,6 +22,7 @@ from sidecar.workers.bytework import (
     HashOutcome,
     copy_files,
     hash_files,
+    init_worker,
 )
 from tests.support import crashy
 
@@ -45,6 +49,30 @@ async def pool() -> AsyncIterator[BytePool]:
     await started.start()
     yield started
     await started.close()
+
+
+async def test_a_started_pool_has_every_worker_warm(caplog: pytest.LogCaptureFixture) -> None:
+    """Each worker takes exactly one warm-up call: the first worker up used to take them all, the
+    others still starting (not yet at the byte workers' priority) when the pool said it had started."""
+    pool = BytePool(3)
+    try:
+        with caplog.at_level(logging.INFO, logger="sidecar.pipeline.bytepool"):
+            await pool.start()
+    finally:
+        await pool.close()
+    [started] = [r for r in caplog.records if getattr(r, "action", None) == "bytepool.start"]
+    assert (started.workers, started.warmed) == (3, 3)
+
+
+def test_a_warm_up_that_waits_too_long_for_the_others_gives_up_not_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bytework, "WARM_TIMEOUT_S", 0.01)
+    init_worker(None, all_warm=threading.Barrier(2))  # the other worker never comes
+    try:
+        assert bytework.warm() == os.getpid()
+    finally:
+        init_worker(None)
 
 
 def test_batches_keep_order_and_respect_both_caps() -> None:
