@@ -61,7 +61,8 @@ async def test_a_started_pool_has_every_worker_warm(caplog: pytest.LogCaptureFix
     finally:
         await pool.close()
     [started] = [r for r in caplog.records if getattr(r, "action", None) == "bytepool.start"]
-    assert (started.workers, started.warmed) == (3, 3)
+    fields = vars(started)  # the log call's `extra`
+    assert (fields["workers"], fields["warmed"]) == (3, 3)
 
 
 def test_a_warm_up_that_waits_too_long_for_the_others_gives_up_not_the_worker(
