@@ -301,11 +301,10 @@ def _existing_copy_is_good(request: CopyRequest) -> bool:
 
 def _write_temp(request: CopyRequest, folders: set[str]) -> _Staged:
     try:
-        src = _open_regular(request.source)
+        src, size = _open_regular_sized(request.source)
     except OSError as exc:
         raise _Failed(_source_failure(exc)) from exc
     try:
-        size = os.fstat(src).st_size
         folder = os.path.dirname(request.target)
         try:
             _make_folder(folder, folders)
@@ -773,9 +772,9 @@ class _Opened(Generic[T]):
 def _opened_ahead(
     paths: Sequence[str], on_open: Callable[[int, int], T]
 ) -> Generator[_Opened[T], None, None]:
-    """Each path opened with `_open_regular`, in order, READ_AHEAD_FILES ahead of the one handed
-    out, `on_open(fd, size)` run on each as it opens (the read-ahead advice). Closed (contextlib.closing), it
-    closes the descriptors it still holds."""
+    """Each path opened with `_open_regular_sized`, in order, READ_AHEAD_FILES ahead of the one
+    handed out, `on_open(fd, size)` run on each as it opens (the read-ahead advice). Closed
+    (contextlib.closing), it closes the descriptors it still holds."""
     pending = iter(paths)
     ahead: deque[_Opened[T]] = deque()
 
