@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -302,19 +303,24 @@ async def test_unreadable_files_and_folders_are_per_file_errors_naming_the_permi
 async def test_sources_truncated_grown_or_rewritten_after_hashing_fail_alone_and_leave_no_copy(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    """A live import (no restart, unlike the lifecycle test): as copying begins, three files of
-    its last page, hashed already, are cut short, appended to and rewritten. Each is a per-file
-    error; no copy of theirs stays in the archive; the other 2997 are imported."""
-    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    """A live import (no restart, unlike the lifecycle test): three files of its first page, hashed
+    but not yet copied, are cut short, appended to and rewritten while the sidecar waits at that
+    page's commit (a failpoint, let go with SIGUSR1: waiting for the status `copying` instead let
+    the copy win the race now and then). Each is a per-file error; no copy of theirs stays in the
+    archive; the other 2997 are imported."""
+    client = await spawn_sidecar(
+        [*sidecar_paths.args(), "--hash-workers", "1"], env={"AUS_FAILPOINTS": "hash.commit.inside=1"}
+    )
     location = add_location(sidecar_paths.db)
     source = small_images(tmp_path / "src")
-    truncated, grown, rewritten = (source / "009" / f"IMG_{i}.jpg" for i in (2999, 2998, 2997))
+    truncated, grown, rewritten = (source / "000" / f"IMG_{i:04d}.jpg" for i in (0, 1, 2))
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=120))
-    await client.notification("import:v2:progress", lambda p: p["status"] == "copying", timeout=120)
+    await client.logged("failpoint.reached", timeout=120)
     os.truncate(truncated, 1000)
     with grown.open("ab") as file:
         file.write(b"more")
     write(rewritten, 2048, seed=-1)
+    client.signal(signal.SIGUSR1)
 
     result = await start
 

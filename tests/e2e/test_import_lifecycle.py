@@ -251,17 +251,19 @@ async def test_shutdown_during_an_import_leaves_it_resumable(
 async def test_sources_that_change_or_vanish_after_hashing_are_per_file_errors(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    """Stop the sidecar as copying begins, change and delete not-yet-copied sources, resume:
+    """Kill the sidecar once its first page is hashed (held there by a failpoint: the first
+    window's copy cannot have begun), change and delete two of that page's sources, resume:
     validation catches the changed file, the vanished one is a copy error, the rest imports."""
     args = [*sidecar_paths.args(), "--hash-workers", "1"]
-    client = await spawn_sidecar(args)
+    client = await spawn_sidecar(args, env={"AUS_FAILPOINTS": "hash.commit.after=1"})
     location = add_location(sidecar_paths.db)
     source = many_small_files(tmp_path / "many")
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source)))
-    seen = await client.notification("import:v2:progress", lambda p: p["status"] == "copying", timeout=120)
+    await client.logged("failpoint.reached", timeout=120)
+    [(session,)] = rows(sidecar_paths.db, "SELECT session_id FROM import_sessions")
     await client.kill()
     start.cancel()
-    changed, vanished = source / "09" / "IMG_2999.jpg", source / "09" / "IMG_2998.jpg"
+    changed, vanished = source / "00" / "IMG_0000.jpg", source / "00" / "IMG_0001.jpg"
     assert rows(
         sidecar_paths.db,
         "SELECT count(*) FROM aus_import_files WHERE state = 'hashed' AND source IN (?, ?)",
@@ -271,7 +273,7 @@ async def test_sources_that_change_or_vanish_after_hashing_are_per_file_errors(
     vanished.unlink()
 
     client = await spawn_sidecar(args)
-    result = await client.request("import:v2:resume", [seen["sessionId"]], timeout=120)
+    result = await client.request("import:v2:resume", [session], timeout=120)
     assert result["status"] == "completed"
     errors = {e["path"]: e for e in result["errors"]}
     assert errors.keys() == {str(changed), str(vanished)}
