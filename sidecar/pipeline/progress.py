@@ -4,6 +4,7 @@ every step change and at the end).
 """
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 
@@ -201,4 +202,6 @@ class ImportProgress:
         gained = self.percent - origin
         if elapsed < _ETA_MIN_ELAPSED_S or gained <= 0:
             return 0
-        return int((100.0 - self.percent) / gained * elapsed * 1000)
+        # Rounded up: 0 means unknown, never "less than a millisecond left" (a last window of one
+        # small file leaves that little once the card is read).
+        return math.ceil((100.0 - self.percent) / gained * elapsed * 1000)
