@@ -13,8 +13,11 @@ from sidecar.pipeline.outcome import ProgressSnapshot
 from sidecar.pipeline.status import ImportStatus, ImportStep
 
 MIN_INTERVAL_S = 0.1
-# Before this much work has been measured an estimate would be noise; 0 means "unknown".
+# Before this much has been measured (time since hashing began, or percent gained since, whichever
+# comes first) an estimate would be noise: 0 means "unknown". The share lets a fast import, over
+# before the time, show one too.
 _ETA_MIN_ELAPSED_S = 0.5
+_ETA_MIN_GAINED_PERCENT = 10.0
 
 
 @dataclass
@@ -200,7 +203,7 @@ class ImportProgress:
         started, origin = self._eta_origin
         elapsed = time.monotonic() - started
         gained = self.percent - origin
-        if elapsed < _ETA_MIN_ELAPSED_S or gained <= 0:
+        if gained <= 0 or (elapsed < _ETA_MIN_ELAPSED_S and gained < _ETA_MIN_GAINED_PERCENT):
             return 0
         # Rounded up: 0 means unknown, never "less than a millisecond left" (a last window of one
         # small file leaves that little once the card is read).

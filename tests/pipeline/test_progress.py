@@ -1,5 +1,6 @@
 """The progress's time left: measured from the throughput since hashing began, 0 only when unknown
-(spec §3.3), never 0 while work is left once it is known."""
+(spec §3.3): known once half a second or a tenth of the import has been measured, and then never 0
+while work is left."""
 
 from types import SimpleNamespace
 
@@ -21,12 +22,18 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     return now
 
 
-async def test_the_time_left_is_never_rounded_to_unknown_while_work_is_left(clock: SimpleNamespace) -> None:
-    events = RecordedEvents()
+def hashing(events: RecordedEvents) -> ImportProgress:
+    """An import whose hash, copy, validate and finalize have `UNITS` of work each, hashing begun."""
     tracked = ImportProgress("session", events)
     for step in (ImportStep.HASH, ImportStep.COPY, ImportStep.VALIDATE, ImportStep.FINALIZE):
         tracked.start(step, total=UNITS)
     tracked.report(ImportStep.HASH)
+    return tracked
+
+
+async def test_the_time_left_is_never_rounded_to_unknown_while_work_is_left(clock: SimpleNamespace) -> None:
+    events = RecordedEvents()
+    tracked = hashing(events)
     assert events.progress_events[-1].estimated_remaining_ms == 0  # nothing measured yet
 
     # The card is read; every window but the last, of one small file, is archived already.
@@ -42,4 +49,32 @@ async def test_the_time_left_is_never_rounded_to_unknown_while_work_is_left(cloc
 
     tracked.finish(ImportStatus.COMPLETED)
     assert events.progress_events[-1].estimated_remaining_ms == 0
+    tracked.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "hashed", "known"),
+    [
+        (0.1, 0.2, False),  # 7 percent points in 0.1 s: noise yet
+        (0.1, 0.5, True),  # 17.5 points: a fast import gets its estimate before half a second
+        (0.6, 0.2, True),  # half a second measured
+    ],
+)
+async def test_the_time_left_is_estimated_from_the_throughput_once_enough_is_measured(
+    clock: SimpleNamespace, seconds: float, hashed: float, known: bool
+) -> None:
+    events = RecordedEvents()
+    tracked = hashing(events)
+    origin = tracked.percent
+
+    clock.seconds += seconds
+    tracked.advance(ImportStep.HASH, work=round(UNITS * hashed))
+    tracked.report(ImportStep.HASH)  # sent at once, not coalesced
+
+    left = events.progress_events[-1].estimated_remaining_ms
+    if known:
+        rate = (tracked.percent - origin) / seconds  # percent points per second
+        assert abs(left - (100 - tracked.percent) / rate * 1000) <= 1, left
+    else:
+        assert left == 0
     tracked.close()
