@@ -414,16 +414,20 @@ async def hold_database(db: Path, seconds: float) -> asyncio.subprocess.Process:
 async def test_the_database_held_by_another_process_past_the_busy_timeout_fails_the_import_resumably(
     spawn_sidecar: Spawn, sidecar_paths: SidecarPaths, tmp_path: Path
 ):
-    """The lock is taken as the scan starts and held 12 s (the busy timeout is 10 s): the next
+    """The lock is taken as the scan is about to record its first folder (held there by a
+    failpoint, let go once the lock is taken) and held 12 s (the busy timeout is 10 s): that
     journal write gives up, the import fails saying why, the failure is recorded once the lock
     goes, and the resume imports everything once."""
     assert connection.BUSY_TIMEOUT_S == 10.0, "the hold below must outlast the busy timeout"
-    client = await spawn_sidecar([*sidecar_paths.args(), "--hash-workers", "1"])
+    client = await spawn_sidecar(
+        [*sidecar_paths.args(), "--hash-workers", "1"], env={"AUS_FAILPOINTS": "scan.commit.before=1"}
+    )
     location = add_location(sidecar_paths.db)
     source = small_images(tmp_path / "src", per_folder=30)  # a journal write per folder
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=60))
-    await client.notification("import:v2:progress", lambda p: p["status"] == "scanning")
+    await client.logged("failpoint.reached")
     holder = await hold_database(sidecar_paths.db, 12.0)
+    client.signal(signal.SIGUSR1)
     # Reads never wait behind a writer (WAL): the app's status calls keep answering.
     assert (await client.request("import:v2:status", timeout=5))["status"] != "idle"
     await client.request("jobs:status", timeout=5)
