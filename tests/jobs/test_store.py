@@ -396,12 +396,15 @@ async def test_clear_completed_keeps_parents_of_waiting_children(db: Database, s
     await execute(
         db, "UPDATE jobs SET status = 'completed', completed_at = ? WHERE queue = 'exiftool'", (old,)
     )
-    await execute(db, "UPDATE jobs SET completed_at = ? WHERE job_id = ?", (now_iso(), recent.job_id))
+    # A second ago, not now: `clearCompleted(0)` clears what completed before this millisecond, and
+    # the whole test can run within one (it did, once).
+    just_now = now_iso(-timedelta(seconds=1))
+    await execute(db, "UPDATE jobs SET completed_at = ? WHERE job_id = ?", (just_now, recent.job_id))
     await execute(db, "UPDATE jobs SET status = 'processing' WHERE job_id = ?", (processing_child.job_id,))
     await execute(
         db,
         "UPDATE jobs SET status = 'completed', completed_at = ? WHERE job_id = ?",
-        (now_iso(), done_child.job_id),
+        (just_now, done_child.job_id),
     )
 
     assert await store.clear_completed(24 * 3600 * 1000) == 2
