@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -320,7 +319,7 @@ async def test_sources_truncated_grown_or_rewritten_after_hashing_fail_alone_and
     with grown.open("ab") as file:
         file.write(b"more")
     write(rewritten, 2048, seed=-1)
-    client.signal(signal.SIGUSR1)
+    client.let_failpoint_go()
 
     result = await start
 
@@ -427,7 +426,7 @@ async def test_the_database_held_by_another_process_past_the_busy_timeout_fails_
     start = asyncio.create_task(client.request("import:v2:start", location.start_params(source), timeout=60))
     await client.logged("failpoint.reached")
     holder = await hold_database(sidecar_paths.db, 12.0)
-    client.signal(signal.SIGUSR1)
+    client.let_failpoint_go()
     # Reads never wait behind a writer (WAL): the app's status calls keep answering.
     assert (await client.request("import:v2:status", timeout=5))["status"] != "idle"
     await client.request("jobs:status", timeout=5)

@@ -245,6 +245,10 @@ class SidecarProcess:
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
+    def let_failpoint_go(self) -> None:
+        """Let an import held at its AUS_FAILPOINTS point go on (sidecar/pipeline/failpoints.py)."""
+        self.signal(signal.SIGUSR1)
+
     async def kill(self) -> None:
         """SIGKILL the sidecar and whatever it started (its own session)."""
         if self.process.returncode is None:
